@@ -1,0 +1,49 @@
+# Every target creates .venv when it is missing and installs into it, so a
+# fresh clone needs nothing but Python 3.11+.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKSPACE ?= demo-workspace
+DEMO_CUSTOMERS ?= 20000
+
+.PHONY: demo test bench bench-smoke lint format clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	rm -rf $(WORKSPACE)
+	$(BIN)/kizuna init $(WORKSPACE)
+	$(BIN)/kizuna sample --customers $(DEMO_CUSTOMERS) --seed 7 --out $(WORKSPACE)/sample
+	$(BIN)/kizuna --workspace $(WORKSPACE) import-folder $(WORKSPACE)/sample
+	$(BIN)/kizuna --workspace $(WORKSPACE) summary
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+	$(MAKE) bench-smoke
+
+# Every bench/*_bench.py prints its figure and the ratio to its reference.
+bench: $(STAMP)
+	@for f in bench/*_bench.py; do [ -e "$$f" ] || continue; echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# CI runs each benchmark once at a tiny size so none of them rots.
+bench-smoke: $(STAMP)
+	@for f in bench/*_bench.py; do [ -e "$$f" ] || continue; echo "== $$f --smoke"; $(BIN)/python $$f --smoke || exit 1; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+clean:
+	rm -rf $(VENV) $(WORKSPACE) .pytest_cache .mypy_cache .ruff_cache

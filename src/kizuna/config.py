@@ -1,0 +1,186 @@
+"""Settings, declared once.
+
+Each setting is a (name, default, help, parser) row in :data:`SETTINGS`. A value
+is read from the environment (``KIZUNA_<NAME>``), then from the workspace's
+``kizuna.toml``, then the default. A bad value fails loudly with the name of
+the setting and where the value came from, because a silently ignored
+timezone or currency corrupts every report built on it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kizuna.errors import ConfigError
+
+CONFIG_FILE = "kizuna.toml"
+DEFAULT_DB_FILE = "kizuna.sqlite"
+
+#: ISO 4217 minor-unit exponents for the currencies we expect to meet; money is
+#: stored as an integer number of minor units, so the exponent must be known.
+CURRENCY_EXPONENTS: dict[str, int] = {
+    "JPY": 0, "KRW": 0, "USD": 2, "EUR": 2, "GBP": 2, "AUD": 2, "CAD": 2,
+    "CNY": 2, "HKD": 2, "SGD": 2, "TWD": 2, "THB": 2, "CHF": 2,
+}
+
+
+def _timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone {value!r} (try 'Asia/Tokyo' or 'UTC')") from exc
+    return value
+
+
+def _currency(value: str) -> str:
+    code = value.upper()
+    if code not in CURRENCY_EXPONENTS:
+        known = ", ".join(sorted(CURRENCY_EXPONENTS))
+        raise ValueError(f"unsupported currency {value!r}; supported: {known}")
+    return code
+
+
+def _positive_int(value: str | int) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(f"must be a positive whole number, got {value!r}")
+    return number
+
+
+def _text(value: str) -> str:
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One documented setting: its name, default and why you would change it."""
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[Any], Any] = _text
+
+    @property
+    def env_var(self) -> str:
+        return f"KIZUNA_{self.name.upper()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "database_url",
+        "",
+        "SQLAlchemy URL of the system of record. Empty means the workspace's own "
+        f"SQLite file ({DEFAULT_DB_FILE}); use postgresql+psycopg://user:pass@host/db "
+        "for PostgreSQL.",
+    ),
+    Setting(
+        "timezone",
+        "Asia/Tokyo",
+        "IANA timezone of the business. Times are stored in UTC and shown in this "
+        "zone; day boundaries (birthdays, 'last 30 days', months in reports) follow it.",
+        _timezone,
+    ),
+    Setting(
+        "currency",
+        "JPY",
+        "ISO 4217 code of the workspace currency. Amounts are stored as whole minor "
+        "units (yen for JPY, cents for USD), never as floats.",
+        _currency,
+    ),
+    Setting(
+        "import_batch_rows",
+        200_000,
+        "Rows read, validated and written per batch by imports; bigger is faster "
+        "and uses more memory.",
+        _positive_int,
+    ),
+    Setting(
+        "max_field_chars",
+        20_000,
+        "Longest text value an import accepts in any free-text field (comments, "
+        "review bodies). Longer values are reported as bad rows, not truncated.",
+        _positive_int,
+    ),
+)
+
+SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved settings of one workspace."""
+
+    workspace: Path
+    database_url: str
+    timezone: str
+    currency: str
+    import_batch_rows: int
+    max_field_chars: int
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def currency_exponent(self) -> int:
+        return CURRENCY_EXPONENTS[self.currency]
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def read_toml(workspace: Path) -> dict[str, Any]:
+    path = workspace / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    section = data.get("kizuna", data)
+    unknown = sorted(set(section) - set(SETTINGS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known settings are {', '.join(SETTINGS_BY_NAME)}"
+        )
+    return dict(section)
+
+
+def load_settings(
+    workspace: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Resolve every setting for ``workspace`` (default: ``KIZUNA_WORKSPACE`` or cwd)."""
+    env = os.environ if env is None else env
+    ws = Path(workspace or env.get("KIZUNA_WORKSPACE") or ".").resolve()
+    file_values = read_toml(ws)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for setting in SETTINGS:
+        if overrides and overrides.get(setting.name) not in (None, ""):
+            raw, source = overrides[setting.name], "argument"
+        elif env.get(setting.env_var):
+            raw, source = env[setting.env_var], f"environment variable {setting.env_var}"
+        elif setting.name in file_values:
+            raw, source = file_values[setting.name], f"{ws / CONFIG_FILE}"
+        else:
+            raw, source = setting.default, "default"
+        try:
+            values[setting.name] = setting.parse(raw)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {setting.name} from {source}: {exc}") from exc
+        sources[setting.name] = source
+    if not values["database_url"]:
+        values["database_url"] = f"sqlite:///{ws / DEFAULT_DB_FILE}"
+    return Settings(workspace=ws, sources=sources, **values)

@@ -1,0 +1,1 @@
+"""The pure core: dataclasses and rules with no I/O (standard library only)."""

@@ -1,0 +1,54 @@
+"""The one error tree of Kizuna.
+
+Every error a person can cause or fix is a :class:`KizunaError` subclass whose
+message says what to do next. The domain raises these without knowing about
+HTTP or exit codes; the CLI maps them to exit codes and the API (later) to
+HTTP statuses, each in one place.
+"""
+
+from __future__ import annotations
+
+
+class KizunaError(Exception):
+    """Base of every error Kizuna raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(KizunaError):
+    """A setting has a value Kizuna cannot use."""
+
+    exit_code = 2
+
+
+class WorkspaceError(KizunaError):
+    """The workspace is missing, not initialised or not migrated."""
+
+    exit_code = 3
+
+
+class NotFound(KizunaError):
+    """A customer, order or other record named by the caller does not exist."""
+
+    exit_code = 4
+
+
+class ValidationError(KizunaError):
+    """Input data breaks a rule; the message names the field and the fix."""
+
+    exit_code = 5
+
+
+class ImportRejected(ValidationError):
+    """An import found bad rows and, being all-or-nothing, wrote nothing.
+
+    ``report`` holds every problem with its file, line, column and reason.
+    """
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class MoneyError(ValidationError):
+    """An amount cannot be represented exactly in the workspace currency."""

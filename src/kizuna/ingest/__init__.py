@@ -1,0 +1,1 @@
+"""Getting data in: file import with validation, and the sample-data generator."""

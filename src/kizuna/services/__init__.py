@@ -1,0 +1,1 @@
+"""Use cases: command handlers, the unit of work and read queries."""

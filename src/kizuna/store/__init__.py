@@ -1,0 +1,1 @@
+"""The system of record: SQLAlchemy tables, the schema's migrations, bulk writes."""
