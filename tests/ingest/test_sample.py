@@ -103,6 +103,18 @@ def test_chunk_size_changes_memory_not_data(tmp_path: Path) -> None:
     assert calls == [10_000, 2_000]
 
 
+def test_another_model_gives_another_truth(tmp_path: Path) -> None:
+    model = ModelParameters(r=2.0, alpha=10.0, gg_q=3.0, gg_gamma=1000.0)
+    generate(tmp_path, 5_000, seed=1, model=model)
+    truth = pd.read_csv(tmp_path / "ground_truth.csv")
+    assert truth["lambda"].mean() == pytest.approx(0.2, rel=0.05)
+    assert truth["nu"].mean() == pytest.approx(0.003, rel=0.05)
+    doc = json.loads((tmp_path / "ground_truth.json").read_text(encoding="utf-8"))
+    assert doc["bg_nbd"]["r"] == 2.0 and doc["gamma_gamma"]["q"] == 3.0
+    with pytest.raises(ValidationError, match="gg_q"):
+        ModelParameters(gg_q=1.0)
+
+
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="customers"):
         generate(tmp_path, 0)

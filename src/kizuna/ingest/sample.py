@@ -147,6 +147,7 @@ def generate(
     timezone: str = "Asia/Tokyo",
     chunk_size: int = 50_000,
     progress: Callable[[int], None] | None = None,
+    model: ModelParameters | None = None,
 ) -> SampleSummary:
     """Write the sample data set for ``customers`` customers into ``out_dir``.
 
@@ -154,7 +155,8 @@ def generate(
     years ending 2026-10-31). ``chunk_size`` is how many customers are held
     in memory between writes, rounded up to whole blocks of 10,000; it
     changes speed and memory, not the data. ``progress`` is called with the
-    number of customers written since its last call.
+    number of customers written since its last call. ``model`` overrides the
+    generative parameters, e.g. to test a fit against another truth.
     """
     end = end or DEFAULT_END
     start = start or _years_before(end, 3)
@@ -163,7 +165,7 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
 
     clock = Clock(timezone, start, end)
-    params = ModelParameters()
+    params = model or ModelParameters()
     cal = calibrate(params, _rng(seed, 1, 0))
     catalog, product_cols = sample_catalog.products(_rng(seed, 1, 1))
     n_accounts = max(1, round(customers * params.b2b_share / params.members_per_account))

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.special import ndtr
 
+from kizuna.errors import ValidationError
 from kizuna.ingest.sample_format import DAY, WEEK, Clock
 
 LOYALTY_CLASSES = ("true", "latent", "spurious", "none")
@@ -82,6 +83,19 @@ class ModelParameters:
     return_share: float = 0.025  #: order lines returned (doubled for sale hunters)
     late_delivery_share: float = 0.04
     min_order_yen: int = 100
+
+    def __post_init__(self) -> None:
+        positive = ("r", "alpha", "a", "b", "gg_p", "gg_gamma", "members_per_account")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValidationError(f"model parameter {name} must be positive")
+        if not self.gg_q > 1:
+            raise ValidationError(
+                "model parameter gg_q must exceed 1 (else mean spend is infinite)"
+            )
+        for name, value in asdict(self).items():
+            if name.endswith("_share") and not 0 <= value <= 1:
+                raise ValidationError(f"model parameter {name} must be between 0 and 1")
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
