@@ -25,6 +25,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # 64 MB of page cache: bulk upserts touch several indexes at once.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 

@@ -126,6 +126,14 @@ def plan_header(kind: Kind, source: Source, options: ImportOptions) -> tuple[_He
     return _Header(rename, attributes, present), []
 
 
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: spreads the bits so combined key hashes do not collide."""
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
 def _guess_kind(columns: Sequence[str]) -> str | None:
     """The kind whose fields best match a header, to catch a file given to the wrong kind."""
     from kizuna.ingest.kinds import KINDS
@@ -178,7 +186,11 @@ class KindImporter:
         self.problems: list[Problem] = []
         self.notes: list[str] = []
         self.rejects: list[Path] = []
-        self._seen_keys: dict[str, tuple[str, int]] = {}
+        self._seen_hashes = np.empty(0, dtype=np.uint64)
+        self._seen_where = np.empty(0, dtype=np.int64)
+        #: Records of earlier files, so record numbers are unique across files.
+        self._file_start = 0
+        self._files_started: list[tuple[int, str]] = []
         self._written = 0
         self._self_refs: list[tuple[str, str, int, str]] = []
 
@@ -206,6 +218,7 @@ class KindImporter:
             self.problems.append(exc.problem)
             return
         self.notes += source.notes
+        self._files_started.append((self._file_start, str(path)))
         header: _Header | None = None
         if source.format != "jsonl":
             header, header_problems = plan_header(self.kind, source, self.options)
@@ -224,6 +237,7 @@ class KindImporter:
         except FileUnreadable as exc:
             self.problems.append(exc.problem)
             return
+        self._file_start += source.records
         if source.problems:
             self.problems += source.problems
             self.stats.rejected += len(source.problems)
@@ -254,8 +268,8 @@ class KindImporter:
             values[f.name] = converted
         self._kind_rules(values, flag)
         keys = self._keys(values, raw, header, flag)
-        self._check_duplicates(keys, source, batch, flag)
         db = self._db_columns(values, header, raw, flag)
+        self._check_duplicates(self._key_hashes(values, db), keys, source, batch, flag)
         bad_rows = sorted(bad)
         if bad_rows:
             self._report(source, header, batch, raw, bad, bad_rows)
@@ -321,22 +335,74 @@ class KindImporter:
             out.append("h:" + hashlib.sha1(text.encode()).hexdigest()[:32])  # noqa: S324 - an id, not security
         return pa.array(out, pa.string())
 
-    def _check_duplicates(self, keys: pa.Array, source: Source, batch: Batch,
-                          flag: Callable[[list[tuple[int, str]], str | None], None]) -> None:
-        label = "+".join(self.kind.key)
-        rows = []
-        for i, key in enumerate(keys.to_pylist()):
-            if key is None:
-                continue
-            first = self._seen_keys.get(key)
-            if first is None:
-                self._seen_keys[key] = (str(source.path), batch.first_record + i)
+    def _key_hashes(self, values: dict[str, pa.Array], db: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+        """A 64-bit hash of each record's key, and which records have a whole key.
+
+        References are hashed by their resolved integer id (numpy arithmetic,
+        milliseconds for a million rows); only text keys need a string hash.
+        """
+        import pandas as pd
+
+        combined = np.zeros(len(next(iter(values.values()))), dtype=np.uint64)
+        valid = np.ones(len(combined), dtype=bool)
+        for name in self.kind.key:
+            f = self.kind.field_map[name]
+            column = db.get(f.db_column) if f.type == "ref" else values[name]
+            if column is None:
+                column = values[name]
+            valid &= pc.is_valid(column).to_numpy(zero_copy_only=False)
+            if pa.types.is_integer(column.type):
+                part = pc.fill_null(pc.cast(column, pa.int64()), 0).to_numpy().astype(np.uint64)
             else:
-                shown = key.replace("\x1f", " / ")
-                where = Path(first[0]).name
-                rows.append((i, f"duplicate {label} {shown!r}: the same record is also in {where} "
-                                f"(record {first[1] + 1}); each record may appear once per import"))
+                series = pd.Series(pc.fill_null(column, "").to_pandas(types_mapper=pd.ArrowDtype))
+                part = pd.util.hash_pandas_object(series, index=False).to_numpy(dtype=np.uint64)
+            with np.errstate(over="ignore"):
+                combined = _mix(combined * np.uint64(0x9E3779B97F4A7C15) + _mix(part))
+        return combined, valid
+
+    def _check_duplicates(self, hashed: tuple[np.ndarray, np.ndarray], keys: pa.Array,
+                          source: Source, batch: Batch,
+                          flag: Callable[[list[tuple[int, str]], str | None], None]) -> None:
+        """Flag every record whose key was already seen in this import.
+
+        Keys are compared as 64-bit hashes with numpy, so a million keys cost
+        a fraction of a second; Python only touches the duplicates, to say
+        where the first copy was.
+        """
+        hashes, valid = hashed
+        start = self._file_start + batch.first_record
+        records = np.arange(start, start + len(hashes))
+        import pandas as pd
+
+        seen_before = (np.isin(hashes, self._seen_hashes) & valid if len(self._seen_hashes)
+                       else np.zeros(len(hashes), dtype=bool))
+        repeat_in_batch = pd.Series(hashes).duplicated(keep="first").to_numpy() & valid
+        dup = seen_before | repeat_in_batch
+        fresh = valid & ~dup
+        self._seen_hashes = np.concatenate([self._seen_hashes, hashes[fresh]])
+        self._seen_where = np.concatenate([self._seen_where, records[fresh]])
+        if not dup.any():
+            return
+        label = "+".join(self.kind.key)
+        order = np.argsort(self._seen_hashes, kind="stable")
+        rows = []
+        key_list = keys.to_pylist()
+        for i in np.flatnonzero(dup).tolist():
+            pos = np.searchsorted(self._seen_hashes, hashes[i], sorter=order)
+            first_record = int(self._seen_where[order[pos]])
+            shown = key_list[i].replace("\x1f", " / ")
+            rows.append((i, f"duplicate {label} {shown!r}: the same record is also "
+                            f"{self._describe_record(first_record)}; each record may appear once "
+                            "per import"))
         flag(rows, label)
+
+    def _describe_record(self, record: int) -> str:
+        """Where a record (numbered across all files of this import) sits."""
+        files = self._files_started
+        for (start, path), nxt in zip(files, [*files[1:], (None, None)], strict=True):
+            if nxt[0] is None or record < nxt[0]:
+                return f"in {Path(path).name} (record {record - start + 1})"
+        return f"record {record + 1}"
 
     # ---- references and table columns ----------------------------------------------
     def _resolve(self, refs: pa.Array, target: str, extra: str | None = None) -> tuple[pa.Array, pa.Array | None]:

@@ -176,12 +176,10 @@ def upgrade() -> None:
     sa.Column('session_id', sa.String(length=128), nullable=True),
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
     sa.Column('import_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_events_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
     sa.UniqueConstraint('external_id', name=op.f('uq_events_external_id'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_events_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_events_customer_id_occurred_at', ['customer_id', 'occurred_at'], unique=False)
 
     op.create_table('orders',
@@ -201,7 +199,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('external_id', name=op.f('uq_orders_external_id'))
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_orders_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_orders_customer_id_ordered_at', ['customer_id', 'ordered_at'], unique=False)
 
     op.create_table('referrals',
@@ -292,14 +289,10 @@ def upgrade() -> None:
     sa.Column('unit_price', sa.BigInteger(), nullable=False),
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('import_run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
-    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_order_lines_customer_id_customers')),
-    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_order_lines_order_id_orders')),
-    sa.ForeignKeyConstraint(['product_id'], ['products.id'], name=op.f('fk_order_lines_product_id_products')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_order_lines')),
     sa.UniqueConstraint('order_id', 'line_no', name=op.f('uq_order_lines_order_id_line_no'))
     )
     with op.batch_alter_table('order_lines', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_order_lines_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_order_lines_product_id'), ['product_id'], unique=False)
 
     op.create_table('returns',
@@ -334,7 +327,6 @@ def downgrade() -> None:
     op.drop_table('returns')
     with op.batch_alter_table('order_lines', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_order_lines_product_id'))
-        batch_op.drop_index(batch_op.f('ix_order_lines_customer_id'))
 
     op.drop_table('order_lines')
     with op.batch_alter_table('trainings', schema=None) as batch_op:
@@ -357,12 +349,10 @@ def downgrade() -> None:
     op.drop_table('referrals')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_customer_id_ordered_at')
-        batch_op.drop_index(batch_op.f('ix_orders_customer_id'))
 
     op.drop_table('orders')
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.drop_index('ix_events_customer_id_occurred_at')
-        batch_op.drop_index(batch_op.f('ix_events_customer_id'))
 
     op.drop_table('events')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
