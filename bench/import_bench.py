@@ -52,8 +52,10 @@ def write_inputs(folder: Path, lines: int, seed: int = 1) -> dict[str, Path]:
     cust = rng.integers(0, customers, orders)
     with paths["orders"].open("w") as fh:
         fh.write("order_id,customer_id,ordered_at,total_amount\n")
-        fh.writelines(f"O{i:09d},C{c:08d},2025-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+09:00,1000\n"
-                      for i, c in enumerate(cust))
+        fh.writelines(
+            f"O{i:09d},C{c:08d},2025-{1 + i % 12:02d}-{1 + i % 28:02d}T10:00:00+09:00,1000\n"
+            for i, c in enumerate(cust)
+        )
     prod = rng.integers(0, products, lines)
     qty = rng.integers(1, 5, lines)
     price = rng.integers(100, 20000, lines)
@@ -64,7 +66,9 @@ def write_inputs(folder: Path, lines: int, seed: int = 1) -> dict[str, Path]:
             o, n = divmod(i, LINES_PER_ORDER)
             if o >= orders:
                 o, n = orders - 1, n + LINES_PER_ORDER * (i // LINES_PER_ORDER - orders + 1)
-            chunk.append(f"O{o:09d},{n + 1},P{prod[i]:05d},{qty[i]},{price[i]},{qty[i] * price[i]}\n")
+            chunk.append(
+                f"O{o:09d},{n + 1},P{prod[i]:05d},{qty[i]},{price[i]},{qty[i] * price[i]}\n"
+            )
             if len(chunk) >= 100_000:
                 fh.writelines(chunk)
                 chunk = []
@@ -99,8 +103,12 @@ def time_sqlite_native(db: Path, path: Path) -> float:
     script = f"{NATIVE_DDL};\n{NATIVE_INDEX};\n"
     subprocess.run([sqlite3, str(db)], input=script, text=True, check=True)
     started = time.perf_counter()
-    subprocess.run([sqlite3, str(db)], check=True, text=True,
-                   input=f"PRAGMA synchronous=NORMAL;\n.import --csv --skip 1 {path} native_lines\n")
+    subprocess.run(
+        [sqlite3, str(db)],
+        check=True,
+        text=True,
+        input=f"PRAGMA synchronous=NORMAL;\n.import --csv --skip 1 {path} native_lines\n",
+    )
     return time.perf_counter() - started
 
 
@@ -114,8 +122,11 @@ def time_postgres_native(url: str, path: Path) -> float:
         conn.execute(NATIVE_INDEX)
         conn.commit()
         started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy("COPY native_lines FROM STDIN (FORMAT csv, HEADER)") as copy, \
-                path.open("rb") as fh:
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY native_lines FROM STDIN (FORMAT csv, HEADER)") as copy,
+            path.open("rb") as fh,
+        ):
             while block := fh.read(1 << 20):
                 copy.write(block)
         conn.commit()
@@ -135,21 +146,32 @@ def reset_postgres(url: str) -> None:
 
 def report(name: str, lines: int, ours: float, native: float) -> float:
     ratio = native / ours
-    print(f"{name:<11} kizuna import {lines / ours:>12,.0f} rows/s ({ours:6.2f} s)   "
-          f"native {lines / native:>12,.0f} rows/s ({native:6.2f} s)   ratio {ratio:.2f}")
+    print(
+        f"{name:<11} kizuna import {lines / ours:>12,.0f} rows/s ({ours:6.2f} s)   "
+        f"native {lines / native:>12,.0f} rows/s ({native:6.2f} s)   ratio {ratio:.2f}"
+    )
     return ratio
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that only proves the script works")
-    parser.add_argument("--postgres-url", default=os.environ.get("KIZUNA_BENCH_POSTGRES_URL")
-                        or os.environ.get("KIZUNA_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only proves the script works"
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("KIZUNA_BENCH_POSTGRES_URL")
+        or os.environ.get("KIZUNA_TEST_POSTGRES_URL"),
+    )
     args = parser.parse_args()
     lines = 2_000 if args.smoke else args.lines
-    print(f"import benchmark: {lines:,} order lines; {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"import benchmark: {lines:,} order lines; {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = write_inputs(folder, lines)

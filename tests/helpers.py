@@ -26,7 +26,9 @@ def snapshot(ctx: Context) -> dict[str, list[tuple[object, ...]]]:
             if table.name == "import_runs":
                 continue
             cols = [c for c in table.c if c.name != "import_run_id"]
-            out[table.name] = [tuple(r) for r in conn.execute(sa.select(*cols).order_by(table.c.id))]
+            out[table.name] = [
+                tuple(r) for r in conn.execute(sa.select(*cols).order_by(table.c.id))
+            ]
     return out
 
 
@@ -36,7 +38,11 @@ def run_import(ctx: Context, kind: str, *paths: Path, **options: object) -> Impo
 
 def count(ctx: Context, table: str) -> int:
     with ctx.engine.connect() as conn:
-        return int(conn.execute(sa.select(sa.func.count()).select_from(tables.metadata.tables[table])).scalar_one())
+        return int(
+            conn.execute(
+                sa.select(sa.func.count()).select_from(tables.metadata.tables[table])
+            ).scalar_one()
+        )
 
 
 CUSTOMERS_CSV = """customer_id,name,email,birthday,gender,region,signup_at

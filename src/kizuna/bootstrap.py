@@ -15,6 +15,7 @@ from sqlalchemy import event
 from kizuna.config import CONFIG_FILE, Settings, load_settings
 from kizuna.errors import WorkspaceError
 from kizuna.store import schema
+from kizuna.store.sqlfunctions import register_sqlite_functions
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -35,6 +36,7 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", register_sqlite_functions)
         return engine
     if url.startswith("postgresql"):
         return sa.create_engine(

@@ -15,7 +15,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import Progress, ProgressColumn, SpinnerColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -31,8 +38,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-db_app = typer.Typer(help="Database schema: create and upgrade with Alembic migrations.",
-                     no_args_is_help=True)
+db_app = typer.Typer(
+    help="Database schema: create and upgrade with Alembic migrations.", no_args_is_help=True
+)
 customer_app = typer.Typer(help="Look at one customer.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(customer_app, name="customer")
@@ -42,8 +50,12 @@ err = Console(stderr=True)
 
 WorkspaceOpt = Annotated[
     str | None,
-    typer.Option("--workspace", "-w", envvar="KIZUNA_WORKSPACE",
-                 help="Workspace folder (default: current folder) or a database URL."),
+    typer.Option(
+        "--workspace",
+        "-w",
+        envvar="KIZUNA_WORKSPACE",
+        help="Workspace folder (default: current folder) or a database URL.",
+    ),
 ]
 _state: dict[str, str | None] = {"workspace": None}
 
@@ -81,10 +93,13 @@ def run() -> None:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to make a workspace.")] = Path("."),
-    timezone: Annotated[str | None, typer.Option(help="IANA timezone (default Asia/Tokyo).")] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="IANA timezone (default Asia/Tokyo).")
+    ] = None,
     currency: Annotated[str | None, typer.Option(help="ISO 4217 currency (default JPY).")] = None,
-    database_url: Annotated[str | None, typer.Option(
-        help="Use this database instead of the workspace's SQLite file.")] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="Use this database instead of the workspace's SQLite file.")
+    ] = None,
 ) -> None:
     """Create a workspace: kizuna.toml plus a migrated database (SQLite by default)."""
     from kizuna.services.workspace import init_workspace
@@ -100,7 +115,9 @@ def init(
 @app.command("settings")
 def show_settings() -> None:
     """Every setting with its value, where the value came from, and what it does."""
-    s = load_settings(_state["workspace"] if _state["workspace"] and "://" not in _state["workspace"] else None)
+    s = load_settings(
+        _state["workspace"] if _state["workspace"] and "://" not in _state["workspace"] else None
+    )
     table = Table("setting", "value", "from", "what it does", show_lines=False)
     for setting in SETTINGS:
         value = getattr(s, setting.name)
@@ -118,14 +135,35 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
     console.print(f"schema {before or '(empty)'} -> {after}")
 
 
+@db_app.command("check")
+def db_check() -> None:
+    """Prove every reference of the high-volume tables resolves (they carry no FK)."""
+    from kizuna.store.integrity import check_references
+
+    ctx = _ctx()
+    ctx.require_current_schema()
+    with ctx.engine.connect() as conn:
+        orphans = check_references(conn)
+    if not orphans:
+        console.print("[green]every reference resolves[/green]")
+        return
+    for o in orphans:
+        err.print(
+            f"[red]✗[/red] {o.count:,} row(s) of {o.table}.{o.column} point to no {o.target} row"
+        )
+    raise typer.Exit(7)
+
+
 @db_app.command("current")
 def db_current() -> None:
     """Show the schema revision of the database and of this Kizuna."""
     from kizuna.store import schema
 
     ctx = _ctx()
-    console.print(f"database {schema.current_revision(ctx.engine) or '(empty)'}; "
-                  f"this Kizuna needs {schema.head_revision()}")
+    console.print(
+        f"database {schema.current_revision(ctx.engine) or '(empty)'}; "
+        f"this Kizuna needs {schema.head_revision()}"
+    )
 
 
 # ---- import --------------------------------------------------------------------------
@@ -137,9 +175,13 @@ class _RowsPerSecond(ProgressColumn):
 
 def _progress() -> Progress:
     return Progress(
-        SpinnerColumn(), TextColumn("{task.description}"),
-        TextColumn("{task.completed:,.0f} rows"), _RowsPerSecond(), TimeElapsedColumn(),
-        console=err, transient=False,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.completed:,.0f} rows"),
+        _RowsPerSecond(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
     )
 
 
@@ -149,7 +191,9 @@ def _parse_map(pairs: list[str]) -> dict[str, str]:
     mapping = {}
     for pair in pairs:
         if "=" not in pair:
-            raise ValidationError(f"--map {pair!r}: write FIELD=COLUMN, e.g. --map email=メールアドレス")
+            raise ValidationError(
+                f"--map {pair!r}: write FIELD=COLUMN, e.g. --map email=メールアドレス"
+            )
         fname, column = pair.split("=", 1)
         mapping[fname.strip()] = column.strip()
     return mapping
@@ -161,8 +205,15 @@ def _print_report(report: ImportReport, limit: int = 20) -> None:
     if report.stats:
         table = Table("kind", "rows", "new", "updated", "unchanged", "bad", "seconds")
         for s in report.stats.values():
-            table.add_row(s.kind, f"{s.rows_read:,}", f"{s.inserted:,}", f"{s.updated:,}",
-                          f"{s.unchanged:,}", f"{s.rejected:,}", f"{s.seconds:.1f}")
+            table.add_row(
+                s.kind,
+                f"{s.rows_read:,}",
+                f"{s.inserted:,}",
+                f"{s.updated:,}",
+                f"{s.unchanged:,}",
+                f"{s.rejected:,}",
+                f"{s.seconds:.1f}",
+            )
         console.print(table)
     for problem in report.problems[:limit]:
         err.print(f"[red]✗[/red] {problem}")
@@ -172,21 +223,40 @@ def _print_report(report: ImportReport, limit: int = 20) -> None:
         err.print(f"full report: {report.report_file}")
     for path in report.rejects_files:
         err.print(f"bad rows written to: {path}")
-    style = "green" if report.committed and not report.problems else ("yellow" if report.committed else "red")
+    style = (
+        "green"
+        if report.committed and not report.problems
+        else ("yellow" if report.committed else "red")
+    )
     console.print(f"[{style}]{report.summary_line()}[/{style}]")
 
 
-def _run_import(files: list[tuple[str, list[Path]]], mapping: list[str], ignore: list[str],
-                encoding: str | None, fmt: str | None, delimiter: str | None, skip_bad: bool,
-                report_dir: Path | None) -> None:
+def _run_import(
+    files: list[tuple[str, list[Path]]],
+    mapping: list[str],
+    ignore: list[str],
+    encoding: str | None,
+    fmt: str | None,
+    delimiter: str | None,
+    skip_bad: bool,
+    report_dir: Path | None,
+) -> None:
     from kizuna.ingest.importer import ImportOptions
     from kizuna.services.imports import ImportFiles, import_paths
 
     ctx = _ctx()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out = report_dir or ctx.settings.workspace / "imports" / f"{stamp}-{files[0][0]}"
-    options = ImportOptions(mapping=_parse_map(mapping), ignore=ignore, encoding=encoding,
-                            format=fmt, delimiter=delimiter, skip_bad=skip_bad, rejects_dir=out)
+    label = files[0][0] if len(files) == 1 else "folder"
+    out = report_dir or ctx.settings.workspace / "imports" / f"{stamp}-{label}"
+    options = ImportOptions(
+        mapping=_parse_map(mapping),
+        ignore=ignore,
+        encoding=encoding,
+        format=fmt,
+        delimiter=delimiter,
+        skip_bad=skip_bad,
+        rejects_dir=out,
+    )
     with _progress() as progress:
         tasks = {kind: progress.add_task(kind, total=None) for kind, _ in files}
 
@@ -209,13 +279,42 @@ def exc_code_partial() -> int:
     return 6
 
 
-MapOpt = Annotated[list[str], typer.Option("--map", "-m", help="FIELD=COLUMN when your column has another name, e.g. email=メールアドレス. Repeatable.")]
-IgnoreOpt = Annotated[list[str], typer.Option("--ignore", help="A file column to leave out. Repeatable.")]
-EncodingOpt = Annotated[str | None, typer.Option(help="Text encoding; default: UTF-8, or Shift_JIS (CP932) when the file is not UTF-8.")]
-FormatOpt = Annotated[str | None, typer.Option("--format", help="csv, parquet or jsonl (default: from the file name).")]
+MapOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--map",
+        "-m",
+        help="FIELD=COLUMN when your column has another name, e.g. email=メールアドレス. Repeatable.",
+    ),
+]
+IgnoreOpt = Annotated[
+    list[str], typer.Option("--ignore", help="A file column to leave out. Repeatable.")
+]
+EncodingOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Text encoding; default: UTF-8, or Shift_JIS (CP932) when the file is not UTF-8."
+    ),
+]
+FormatOpt = Annotated[
+    str | None,
+    typer.Option("--format", help="csv, parquet or jsonl (default: from the file name)."),
+]
 DelimOpt = Annotated[str | None, typer.Option(help="CSV delimiter (default , or tab for .tsv).")]
-SkipOpt = Annotated[bool, typer.Option("--skip-bad", help="Import the good rows and write bad ones to a rejects file, instead of importing nothing.")]
-ReportOpt = Annotated[Path | None, typer.Option("--report", help="Folder for the problem report and rejects (default: WORKSPACE/imports/<time>-<kind>).")]
+SkipOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-bad",
+        help="Import the good rows and write bad ones to a rejects file, instead of importing nothing.",
+    ),
+]
+ReportOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--report",
+        help="Folder for the problem report and rejects (default: WORKSPACE/imports/<time>-<kind>).",
+    ),
+]
 
 
 @app.command("import")
@@ -244,7 +343,12 @@ def import_(
 
 @app.command("import-folder")
 def import_folder(
-    folder: Annotated[Path, typer.Argument(help="Folder of files named after kinds (customers.csv, orders.parquet...).")],
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder of files named after kinds (customers.csv, orders.parquet...)."
+        ),
+    ],
     encoding: EncodingOpt = None,
     skip_bad: SkipOpt = False,
     report: ReportOpt = None,
@@ -256,7 +360,9 @@ def import_folder(
 
 
 @app.command()
-def kinds(kind: Annotated[str | None, typer.Argument(help="Show the columns of one kind.")] = None) -> None:
+def kinds(
+    kind: Annotated[str | None, typer.Argument(help="Show the columns of one kind.")] = None,
+) -> None:
     """What can be imported, and the columns each kind's file has."""
     from kizuna.ingest.kinds import KINDS, get_kind
 
@@ -289,23 +395,34 @@ def sample(
     customers: Annotated[int, typer.Option(min=1, help="How many customers to simulate.")] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")] = 0,
     out: Annotated[Path, typer.Option(help="Folder to write the files to.")] = Path("sample"),
-    timezone: Annotated[str, typer.Option(help="Timezone of the simulated business.")] = "Asia/Tokyo",
+    timezone: Annotated[
+        str, typer.Option(help="Timezone of the simulated business.")
+    ] = "Asia/Tokyo",
 ) -> None:
     """Write a realistic data set, with its ground truth, from a documented model."""
     from rich.progress import BarColumn, MofNCompleteColumn
 
     from kizuna.ingest.sample import generate
 
-    with Progress(SpinnerColumn(), TextColumn("customers"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err) as progress:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("customers"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as progress:
         task = progress.add_task("sample", total=customers)
-        summary = generate(out, customers, seed, timezone=timezone,
-                           progress=lambda n: progress.advance(task, n))
+        summary = generate(
+            out, customers, seed, timezone=timezone, progress=lambda n: progress.advance(task, n)
+        )
     table = Table("file", "rows")
     for name, rows in summary.rows.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
-    console.print(f"written to {summary.out_dir}; the model is described in {summary.out_dir / 'MODEL.md'}")
+    console.print(
+        f"written to {summary.out_dir}; the model is described in {summary.out_dir / 'MODEL.md'}"
+    )
 
 
 # ---- looking at data ---------------------------------------------------------------------
@@ -313,14 +430,35 @@ def sample(
 def customer_show(
     customer_id: Annotated[str, typer.Argument(help="The customer's external id.")],
     limit: Annotated[int, typer.Option(min=1, help="Timeline items to show.")] = 50,
+    before: Annotated[
+        str | None,
+        typer.Option(help="Show items before this time (ISO 8601; the 'more:' hint prints it)."),
+    ] = None,
+    kind: Annotated[
+        list[str],
+        typer.Option(
+            "--kind", help="Only these item kinds (order, event, survey, contact, ...). Repeatable."
+        ),
+    ] = [],  # noqa: B006
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """The customer-360: profile and one merged timeline, newest first."""
+    from kizuna.errors import ValidationError
     from kizuna.services.customers import customer_360
 
     ctx = _ctx()
     ctx.require_current_schema()
-    result = customer_360(ctx.engine, ctx.settings, customer_id, limit=limit)
+    moment = None
+    if before:
+        try:
+            moment = datetime.fromisoformat(before)
+        except ValueError:
+            raise ValidationError(
+                f"--before {before!r}: write a time like 2025-03-04T18:00:00+09:00"
+            ) from None
+    result = customer_360(
+        ctx.engine, ctx.settings, customer_id, limit=limit, before=moment, kinds=kind or None
+    )
     if as_json:
         console.print_json(json.dumps(result.to_dict(), default=str, ensure_ascii=False))
         return

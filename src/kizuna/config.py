@@ -25,8 +25,19 @@ DEFAULT_DB_FILE = "kizuna.sqlite"
 #: ISO 4217 minor-unit exponents for the currencies we expect to meet; money is
 #: stored as an integer number of minor units, so the exponent must be known.
 CURRENCY_EXPONENTS: dict[str, int] = {
-    "JPY": 0, "KRW": 0, "USD": 2, "EUR": 2, "GBP": 2, "AUD": 2, "CAD": 2,
-    "CNY": 2, "HKD": 2, "SGD": 2, "TWD": 2, "THB": 2, "CHF": 2,
+    "JPY": 0,
+    "KRW": 0,
+    "USD": 2,
+    "EUR": 2,
+    "GBP": 2,
+    "AUD": 2,
+    "CAD": 2,
+    "CNY": 2,
+    "HKD": 2,
+    "SGD": 2,
+    "TWD": 2,
+    "THB": 2,
+    "CHF": 2,
 }
 
 

@@ -12,13 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from kizuna.bootstrap import Context
-from kizuna.services.summary import (
-    COUNTED_TABLES,
-    MonthRevenue,
-    kizuna_local_month,
-    workspace_summary,
-)
+from kizuna.services.summary import COUNTED_TABLES, MonthRevenue, workspace_summary
 from kizuna.store import tables as t
+from kizuna.store.sqlfunctions import kizuna_local_month
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NEW_YORK = ZoneInfo("America/New_York")

@@ -12,9 +12,19 @@ CONSENT_CHANNELS = ("email", "sms", "line", "push", "phone", "post")
 ORDER_CHANNELS = ("store", "online", "app", "phone", "b2b")
 ORDER_STATUSES = ("completed", "cancelled")
 EVENT_TYPES = (
-    "page_view", "product_view", "search", "add_to_cart", "app_open",
-    "app_session", "login", "feature_use", "email_open", "email_click",
-    "download", "webinar_view", "custom",
+    "page_view",
+    "product_view",
+    "search",
+    "add_to_cart",
+    "app_open",
+    "app_session",
+    "login",
+    "feature_use",
+    "email_open",
+    "email_click",
+    "download",
+    "webinar_view",
+    "custom",
 )
 SURVEY_KINDS = ("nps", "csat", "ces")
 #: Inclusive score ranges per survey kind: NPS 0-10, CSAT 1-5, CES 1-7.

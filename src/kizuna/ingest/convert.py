@@ -70,10 +70,16 @@ def _text(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]:
     too_long = pc.greater(lengths, limit)
     bad = [
         (i, f"value has {n:,} characters; the limit for {f.name} is {limit:,}")
-        for i, n in zip(_indices(too_long), pc.filter(lengths, pc.fill_null(too_long, False)).to_pylist(), strict=True)
+        for i, n in zip(
+            _indices(too_long),
+            pc.filter(lengths, pc.fill_null(too_long, False)).to_pylist(),
+            strict=True,
+        )
     ]
     nul = pc.fill_null(pc.match_substring(col, "\x00"), False)
-    bad += [(i, f"{f.name} contains a NUL character, which text cannot hold") for i in _indices(nul)]
+    bad += [
+        (i, f"{f.name} contains a NUL character, which text cannot hold") for i in _indices(nul)
+    ]
     ok = pc.invert(pc.or_(pc.fill_null(too_long, False), nul))
     return _with_nulls(col, ok, pa.string()), bad
 
@@ -120,8 +126,11 @@ def _check_range(values: pa.Array, f: Field, unit: str) -> tuple[pa.Array, Bad]:
     ok = pa.array(np.ones(len(values), dtype=bool))
     if f.min_value is not None:
         low = pc.fill_null(pc.less(values, f.min_value), False)
-        reason = (f"{f.name} must not be negative" if f.min_value == 0
-                  else f"{f.name} must be at least {f.min_value}{unit}")
+        reason = (
+            f"{f.name} must not be negative"
+            if f.min_value == 0
+            else f"{f.name} must be at least {f.min_value}{unit}"
+        )
         bad += [(i, reason) for i in _indices(low)]
         ok = pc.and_(ok, pc.invert(low))
     if f.max_value is not None:
@@ -143,7 +152,9 @@ def _money(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]
             col = pc.cast(col, pa.string())
         col = pc.replace_substring_regex(col, r"^[¥￥$]", "")
         ok = _match(col, _MONEY_RE)
-        bad += [(i, f"{f.name} must be an amount like 1980 or 1,980") for i in _indices(pc.invert(ok))]
+        bad += [
+            (i, f"{f.name} must be an amount like 1980 or 1,980") for i in _indices(pc.invert(ok))
+        ]
         clean = pc.replace_substring(pc.if_else(ok, col, None), ",", "")
         parts = pc.extract_regex(clean, r"^(?P<whole>[+-]?[0-9]+)(?:\.(?P<frac>[0-9]+))?$")
         whole = pc.struct_field(parts, "whole")
@@ -155,7 +166,9 @@ def _money(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]
             (i, f"{f.name} has more decimals than the currency allows ({exp})")
             for i in _indices(too_precise)
         ]
-        minor = pc.utf8_rpad(pc.utf8_slice_codeunits(frac, 0, exp), exp, "0") if exp else pa.nulls(0)
+        minor = (
+            pc.utf8_rpad(pc.utf8_slice_codeunits(frac, 0, exp), exp, "0") if exp else pa.nulls(0)
+        )
         digits = pc.binary_join_element_wise(whole, minor, "") if exp else whole
         good = pc.and_(ok, pc.invert(too_precise))
         too_big = pc.fill_null(pc.greater(pc.utf8_length(digits), 18), False)
@@ -178,8 +191,12 @@ def _datetime(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, B
     tzname = ctx.tz.key
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
-            col = pc.assume_timezone(pc.cast(col, pa.timestamp("us")), tzname,
-                                     ambiguous="earliest", nonexistent="earliest")
+            col = pc.assume_timezone(
+                pc.cast(col, pa.timestamp("us")),
+                tzname,
+                ambiguous="earliest",
+                nonexistent="earliest",
+            )
         return pc.cast(col, target), []
     if pa.types.is_date(col.type):
         col = pc.cast(col, pa.string())
@@ -195,8 +212,10 @@ def _datetime(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, B
     try:
         parsed_aware = pc.cast(pc.if_else(aware, col, None), target)
         parsed_naive = pc.assume_timezone(
-            pc.cast(pc.if_else(naive, col, None), pa.timestamp("us")), tzname,
-            ambiguous="earliest", nonexistent="earliest",
+            pc.cast(pc.if_else(naive, col, None), pa.timestamp("us")),
+            tzname,
+            ambiguous="earliest",
+            nonexistent="earliest",
         )
         out = pc.coalesce(parsed_aware, pc.cast(parsed_naive, target))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -205,8 +224,9 @@ def _datetime(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, B
     return out, bad
 
 
-def _datetime_slow(col: pa.Array, shaped: pa.Array, aware: pa.Array, f: Field,
-                   ctx: ConvertContext) -> tuple[pa.Array, Bad]:
+def _datetime_slow(
+    col: pa.Array, shaped: pa.Array, aware: pa.Array, f: Field, ctx: ConvertContext
+) -> tuple[pa.Array, Bad]:
     """Per-value parsing, only when a well-shaped value is still impossible (month 13)."""
     from datetime import UTC, datetime
 
@@ -234,14 +254,18 @@ def _date(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]:
     if pa.types.is_timestamp(col.type):
         return pc.cast(col, pa.date32()), []
     shaped = _match(col, _DATE_RE)
-    bad: Bad = [(i, f"{f.name} must be a date like 1990-04-01") for i in _indices(pc.invert(shaped))]
+    bad: Bad = [
+        (i, f"{f.name} must be a date like 1990-04-01") for i in _indices(pc.invert(shaped))
+    ]
     norm = _normalise_date_prefix(pc.if_else(shaped, col, None))
     parsed = pc.strptime(norm, format="%Y-%m-%d", unit="s", error_is_null=True)
     # strptime rolls 30 February over to 2 March; a round trip catches it.
     same = pc.equal(pc.strftime(parsed, format="%Y-%m-%d"), norm)
     impossible = pc.and_(pc.is_valid(norm), pc.invert(pc.fill_null(same, False)))
     parsed = pc.if_else(impossible, pa.scalar(None, parsed.type), parsed)
-    bad += [(i, f"{f.name} is not a real date (check the month and day)") for i in _indices(impossible)]
+    bad += [
+        (i, f"{f.name} is not a real date (check the month and day)") for i in _indices(impossible)
+    ]
     return pc.cast(parsed, pa.date32()), bad
 
 
@@ -254,8 +278,10 @@ def _bool(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]:
     is_true = pc.is_in(low, pa.array(TRUE_WORDS))
     is_false = pc.is_in(low, pa.array(FALSE_WORDS))
     known = pc.or_(is_true, is_false)
-    bad = [(i, f"{f.name} must be true or false (also yes/no, 1/0)")
-           for i in _indices(pc.and_(pc.is_valid(col), pc.invert(known)))]
+    bad = [
+        (i, f"{f.name} must be true or false (also yes/no, 1/0)")
+        for i in _indices(pc.and_(pc.is_valid(col), pc.invert(known)))
+    ]
     return pc.if_else(known, is_true, pa.scalar(None, pa.bool_())), bad
 
 
@@ -291,7 +317,7 @@ def _json(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]:
             out.append(None)
             continue
         if not isinstance(value, dict):
-            bad.append((i, f"{f.name} must be a JSON object like {{\"key\": \"value\"}}"))
+            bad.append((i, f'{f.name} must be a JSON object like {{"key": "value"}}'))
             out.append(None)
             continue
         out.append(json.dumps(value, ensure_ascii=False, sort_keys=True))
@@ -303,8 +329,15 @@ def _ref(col: pa.Array, f: Field, ctx: ConvertContext) -> tuple[pa.Array, Bad]:
 
 
 CONVERTERS: dict[str, Callable[[pa.Array, Field, ConvertContext], tuple[pa.Array, Bad]]] = {
-    "text": _text, "int": _int, "money": _money, "datetime": _datetime, "date": _date,
-    "bool": _bool, "enum": _enum, "json": _json, "ref": _ref,
+    "text": _text,
+    "int": _int,
+    "money": _money,
+    "datetime": _datetime,
+    "date": _date,
+    "bool": _bool,
+    "enum": _enum,
+    "json": _json,
+    "ref": _ref,
 }
 
 

@@ -57,7 +57,9 @@ def _norm(name: str) -> str:
     return name.strip().lower()
 
 
-def plan_header(kind: Kind, source: Source, options: ImportOptions) -> tuple[_Header | None, list[Problem]]:
+def plan_header(
+    kind: Kind, source: Source, options: ImportOptions
+) -> tuple[_Header | None, list[Problem]]:
     """Match file columns to fields; report missing, unknown and duplicated columns."""
     problems: list[Problem] = []
     fields = kind.field_map
@@ -67,15 +69,27 @@ def plan_header(kind: Kind, source: Source, options: ImportOptions) -> tuple[_He
     claimed: set[str] = set()
     for fname, column in options.mapping.items():
         if fname not in fields:
-            problems.append(Problem(str(source.path), None, None,
-                                    f"--map names unknown field {fname!r}; {kind.name} fields are "
-                                    f"{', '.join(fields)}"))
+            problems.append(
+                Problem(
+                    str(source.path),
+                    None,
+                    None,
+                    f"--map names unknown field {fname!r}; {kind.name} fields are "
+                    f"{', '.join(fields)}",
+                )
+            )
             continue
         actual = by_norm.get(_norm(column))
         if actual is None:
-            problems.append(Problem(str(source.path), 1, column,
-                                    f"--map {fname}={column}: the file has no column {column!r}; "
-                                    f"its columns are {', '.join(source.columns)}"))
+            problems.append(
+                Problem(
+                    str(source.path),
+                    1,
+                    column,
+                    f"--map {fname}={column}: the file has no column {column!r}; "
+                    f"its columns are {', '.join(source.columns)}",
+                )
+            )
             continue
         rename[actual] = fname
         claimed.add(actual)
@@ -85,9 +99,15 @@ def plan_header(kind: Kind, source: Source, options: ImportOptions) -> tuple[_He
         seen[_norm(column)] = seen.get(_norm(column), 0) + 1
     for name, count in seen.items():
         if count > 1:
-            problems.append(Problem(str(source.path), 1, name,
-                                    f"column {name!r} appears {count} times in the header; "
-                                    "each column must appear once"))
+            problems.append(
+                Problem(
+                    str(source.path),
+                    1,
+                    name,
+                    f"column {name!r} appears {count} times in the header; "
+                    "each column must appear once",
+                )
+            )
     for column in source.columns:
         if column in claimed or _norm(column) in ignored:
             continue
@@ -100,28 +120,46 @@ def plan_header(kind: Kind, source: Source, options: ImportOptions) -> tuple[_He
             continue
         close = difflib.get_close_matches(low, list(fields), n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        extra = " or name it attr.<name> to keep it as a free attribute" if kind.attributes_column else ""
-        problems.append(Problem(
-            str(source.path), 1, column,
-            f"unknown column {column!r} for {kind.name}; {hint}map it with "
-            f"--map FIELD={column}, drop it with --ignore {column!r}{extra}",
-        ))
+        extra = (
+            " or name it attr.<name> to keep it as a free attribute"
+            if kind.attributes_column
+            else ""
+        )
+        problems.append(
+            Problem(
+                str(source.path),
+                1,
+                column,
+                f"unknown column {column!r} for {kind.name}; {hint}map it with "
+                f"--map FIELD={column}, drop it with --ignore {column!r}{extra}",
+            )
+        )
     present = set(rename.values())
     required = [f for f in kind.required if not (kind.derive_key and f in kind.key)]
     missing = [f for f in required if f not in present]
     if missing:
-        problems.append(Problem(
-            str(source.path), 1, None,
-            f"missing required column(s) {', '.join(missing)}; the file's columns are "
-            f"{', '.join(source.columns) or '(none)'}; if one of them holds this data, pass "
-            f"--map {missing[0]}=<column>",
-        ))
+        problems.append(
+            Problem(
+                str(source.path),
+                1,
+                None,
+                f"missing required column(s) {', '.join(missing)}; the file's columns are "
+                f"{', '.join(source.columns) or '(none)'}; if one of them holds this data, pass "
+                f"--map {missing[0]}=<column>",
+            )
+        )
     if problems:
         guess = _guess_kind(source.columns)
         if guess and guess != kind.name:
-            problems.append(Problem(str(source.path), 1, None,
-                                    f"the columns look like a {guess} file; import it as "
-                                    f"`kizuna import {guess} {source.path.name}`"))
+            problems.append(
+                Problem(
+                    str(source.path),
+                    1,
+                    None,
+                    f"the columns look like a {guess} file; import it as "
+                    f"`kizuna import {guess} {source.path.name}`",
+                )
+            )
         return None, problems
     return _Header(rename, attributes, present), []
 
@@ -143,8 +181,9 @@ def _guess_kind(columns: Sequence[str]) -> str | None:
     for kind in KINDS.values():
         fields = set(kind.field_map)
         overlap = len(names & fields) / max(len(names), 1)
-        if overlap > score and all(r in names for r in kind.required
-                                   if not (kind.derive_key and r in kind.key)):
+        if overlap > score and all(
+            r in names for r in kind.required if not (kind.derive_key and r in kind.key)
+        ):
             best, score = kind.name, overlap
     return best if score >= 0.5 else None
 
@@ -170,9 +209,16 @@ class _RefCache:
 class KindImporter:
     """Imports the files of one kind into the open connection."""
 
-    def __init__(self, conn: sa.Connection, settings: Settings, kind: Kind, run_id: int,
-                 refs: _RefCache, options: ImportOptions,
-                 progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        settings: Settings,
+        kind: Kind,
+        run_id: int,
+        refs: _RefCache,
+        options: ImportOptions,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.conn = conn
         self.settings = settings
         self.kind = kind
@@ -212,8 +258,9 @@ class KindImporter:
 
     def _import_file(self, path: Path) -> None:
         try:
-            source = Source.open(path, self.options.format, self.options.encoding,
-                                 self.options.delimiter)
+            source = Source.open(
+                path, self.options.format, self.options.encoding, self.options.delimiter
+            )
         except FileUnreadable as exc:
             self.problems.append(exc.problem)
             return
@@ -243,8 +290,9 @@ class KindImporter:
             self.stats.rejected += len(source.problems)
             self.stats.rows_read += len(source.problems)
         if source.records == 0 and not source.problems:
-            self.problems.append(Problem(str(path), None, None,
-                                         "the file has a header but no data rows"))
+            self.problems.append(
+                Problem(str(path), None, None, "the file has a header but no data rows")
+            )
 
     # ---- one batch -------------------------------------------------------------
     def _import_batch(self, source: Source, header: _Header, batch: Batch) -> None:
@@ -276,7 +324,9 @@ class KindImporter:
         good = np.ones(n, dtype=bool)
         good[bad_rows] = False
         data = pa.table(db).filter(pa.array(good)) if bad_rows else pa.table(db)
-        data = data.append_column("import_run_id", pa.array(np.full(data.num_rows, self.run_id), pa.int64()))
+        data = data.append_column(
+            "import_run_id", pa.array(np.full(data.num_rows, self.run_id), pa.int64())
+        )
         self.stats.rows_valid += data.num_rows
         key_cols = [self.kind.field_map[k].db_column for k in self.kind.key]
         self._written += bulk.upsert(self.conn, self.table, data, key_cols)
@@ -284,15 +334,21 @@ class KindImporter:
             self.progress(n)
 
     def _default(self, f: Field, n: int) -> pa.Array:
-        typ = {"int": pa.int64(), "money": pa.int64(), "bool": pa.bool_(),
-               "datetime": pa.timestamp("us", tz="UTC"), "date": pa.date32()}.get(f.type, pa.string())
+        typ = {
+            "int": pa.int64(),
+            "money": pa.int64(),
+            "bool": pa.bool_(),
+            "datetime": pa.timestamp("us", tz="UTC"),
+            "date": pa.date32(),
+        }.get(f.type, pa.string())
         if f.default is None:
             return pa.nulls(n, typ)
         return pa.array([f.default] * n, typ)
 
     # ---- rules that involve more than one column ---------------------------------
-    def _kind_rules(self, values: dict[str, pa.Array],
-                    flag: Callable[[list[tuple[int, str]], str | None], None]) -> None:
+    def _kind_rules(
+        self, values: dict[str, pa.Array], flag: Callable[[list[tuple[int, str]], str | None], None]
+    ) -> None:
         name = self.kind.name
         if name == "survey_answers":
             kind, score = values["kind"].to_pylist(), values["score"].to_pylist()
@@ -313,8 +369,13 @@ class KindImporter:
                 idx = pc.indices_nonzero(before).to_pylist()
                 flag([(i, f"{end} is before {start}") for i in idx], end)
 
-    def _keys(self, values: dict[str, pa.Array], raw: pa.Table, header: _Header,
-              flag: Callable[[list[tuple[int, str]], str | None], None]) -> pa.Array:
+    def _keys(
+        self,
+        values: dict[str, pa.Array],
+        raw: pa.Table,
+        header: _Header,
+        flag: Callable[[list[tuple[int, str]], str | None], None],
+    ) -> pa.Array:
         parts = [pc.cast(values[k], pa.string()) for k in self.kind.key]
         if self.kind.derive_key:
             key_field = self.kind.key[0]
@@ -335,7 +396,9 @@ class KindImporter:
             out.append("h:" + hashlib.sha1(text.encode()).hexdigest()[:32])  # noqa: S324 - an id, not security
         return pa.array(out, pa.string())
 
-    def _key_hashes(self, values: dict[str, pa.Array], db: dict[str, pa.Array]) -> tuple[np.ndarray, np.ndarray]:
+    def _key_hashes(
+        self, values: dict[str, pa.Array], db: dict[str, pa.Array]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A 64-bit hash of each record's key, and which records have a whole key.
 
         References are hashed by their resolved integer id (numpy arithmetic,
@@ -360,9 +423,14 @@ class KindImporter:
                 combined = _mix(combined * np.uint64(0x9E3779B97F4A7C15) + _mix(part))
         return combined, valid
 
-    def _check_duplicates(self, hashed: tuple[np.ndarray, np.ndarray], keys: pa.Array,
-                          source: Source, batch: Batch,
-                          flag: Callable[[list[tuple[int, str]], str | None], None]) -> None:
+    def _check_duplicates(
+        self,
+        hashed: tuple[np.ndarray, np.ndarray],
+        keys: pa.Array,
+        source: Source,
+        batch: Batch,
+        flag: Callable[[list[tuple[int, str]], str | None], None],
+    ) -> None:
         """Flag every record whose key was already seen in this import.
 
         Keys are compared as 64-bit hashes with numpy, so a million keys cost
@@ -374,8 +442,11 @@ class KindImporter:
         records = np.arange(start, start + len(hashes))
         import pandas as pd
 
-        seen_before = (np.isin(hashes, self._seen_hashes) & valid if len(self._seen_hashes)
-                       else np.zeros(len(hashes), dtype=bool))
+        seen_before = (
+            np.isin(hashes, self._seen_hashes) & valid
+            if len(self._seen_hashes)
+            else np.zeros(len(hashes), dtype=bool)
+        )
         repeat_in_batch = pd.Series(hashes).duplicated(keep="first").to_numpy() & valid
         dup = seen_before | repeat_in_batch
         fresh = valid & ~dup
@@ -391,9 +462,14 @@ class KindImporter:
             pos = np.searchsorted(self._seen_hashes, hashes[i], sorter=order)
             first_record = int(self._seen_where[order[pos]])
             shown = key_list[i].replace("\x1f", " / ")
-            rows.append((i, f"duplicate {label} {shown!r}: the same record is also "
-                            f"{self._describe_record(first_record)}; each record may appear once "
-                            "per import"))
+            rows.append(
+                (
+                    i,
+                    f"duplicate {label} {shown!r}: the same record is also "
+                    f"{self._describe_record(first_record)}; each record may appear once "
+                    "per import",
+                )
+            )
         flag(rows, label)
 
     def _describe_record(self, record: int) -> str:
@@ -405,15 +481,22 @@ class KindImporter:
         return f"record {record + 1}"
 
     # ---- references and table columns ----------------------------------------------
-    def _resolve(self, refs: pa.Array, target: str, extra: str | None = None) -> tuple[pa.Array, pa.Array | None]:
+    def _resolve(
+        self, refs: pa.Array, target: str, extra: str | None = None
+    ) -> tuple[pa.Array, pa.Array | None]:
         mapping = self.refs.get(target, extra)
         idx = pc.index_in(refs, value_set=mapping.column("external_id"))
         ids = pc.take(mapping.column("id"), idx)
         other = pc.take(mapping.column(extra), idx) if extra else None
         return ids, other
 
-    def _db_columns(self, values: dict[str, pa.Array], header: _Header, raw: pa.Table,
-                    flag: Callable[[list[tuple[int, str]], str | None], None]) -> dict[str, pa.Array]:
+    def _db_columns(
+        self,
+        values: dict[str, pa.Array],
+        header: _Header,
+        raw: pa.Table,
+        flag: Callable[[list[tuple[int, str]], str | None], None],
+    ) -> dict[str, pa.Array]:
         db: dict[str, pa.Array] = {}
         for f in self.kind.fields:
             value = values[f.name]
@@ -428,15 +511,25 @@ class KindImporter:
                     db[f.db_column] = pa.nulls(len(value), pa.int64())
                     continue
                 table = tables.metadata.tables[target]
-                extra = "customer_id" if (self.kind.customer_from_order and f.ref == "orders") else None
+                extra = (
+                    "customer_id" if (self.kind.customer_from_order and f.ref == "orders") else None
+                )
                 ids, customers = self._resolve(value, table.name, extra)
                 unknown = pc.and_(pc.is_valid(value), pc.is_null(ids))
                 idx = pc.indices_nonzero(unknown).to_pylist()
                 if idx:
                     names = pc.take(value, pa.array(idx)).to_pylist()
-                    flag([(i, f"no {target[:-1] if target.endswith('s') else target} with "
-                              f"id {v!r}; import {target} first or include them in this import")
-                          for i, v in zip(idx, names, strict=True)], f.name)
+                    flag(
+                        [
+                            (
+                                i,
+                                f"no {target[:-1] if target.endswith('s') else target} with "
+                                f"id {v!r}; import {target} first or include them in this import",
+                            )
+                            for i, v in zip(idx, names, strict=True)
+                        ],
+                        f.name,
+                    )
                 db[f.db_column] = ids
                 if customers is not None:
                     db["customer_id"] = customers
@@ -463,26 +556,46 @@ class KindImporter:
             return
         self.refs.forget(self.kind.table)
         mapping = self.refs.get(self.kind.table)
-        ids = dict(zip(mapping.column("external_id").to_pylist(), mapping.column("id").to_pylist(), strict=True))
+        ids = dict(
+            zip(
+                mapping.column("external_id").to_pylist(),
+                mapping.column("id").to_pylist(),
+                strict=True,
+            )
+        )
         updates = []
         for key, parent, _i, fname in self._self_refs:
             if parent not in ids:
-                self.problems.append(Problem(
-                    self.stats.files[-1], None, fname,
-                    f"{self.kind.key[0]} {key!r} names parent {parent!r}, which does not exist",
-                ))
+                self.problems.append(
+                    Problem(
+                        self.stats.files[-1],
+                        None,
+                        fname,
+                        f"{self.kind.key[0]} {key!r} names parent {parent!r}, which does not exist",
+                    )
+                )
                 self.stats.rejected += 1
                 continue
             updates.append({"k": key, "p": ids[parent]})
         column = self.kind.field_map[self._self_refs[0][3]].db_column
         if updates:
-            stmt = (sa.update(self.table).where(self.table.c.external_id == sa.bindparam("k"))
-                    .values({column: sa.bindparam("p")}))
+            stmt = (
+                sa.update(self.table)
+                .where(self.table.c.external_id == sa.bindparam("k"))
+                .values({column: sa.bindparam("p")})
+            )
             self.conn.execute(stmt, updates)
 
     # ---- reporting --------------------------------------------------------------------
-    def _report(self, source: Source, header: _Header, batch: Batch, raw: pa.Table,
-                bad: dict[int, list[tuple[str | None, str]]], rows: list[int]) -> None:
+    def _report(
+        self,
+        source: Source,
+        header: _Header,
+        batch: Batch,
+        raw: pa.Table,
+        bad: dict[int, list[tuple[str | None, str]]],
+        rows: list[int],
+    ) -> None:
         self.stats.rejected += len(rows)
         originals = {fname: col for col, fname in header.rename.items()}
         for i in rows:
@@ -493,17 +606,26 @@ class KindImporter:
                 if original and original in raw.column_names:
                     cell = raw.column(original)[i].as_py()
                     value = None if cell is None else str(cell)
-                self.problems.append(Problem(str(source.path), line, original, reason, value,
-                                             unit=source.unit))
+                self.problems.append(
+                    Problem(str(source.path), line, original, reason, value, unit=source.unit)
+                )
         if self.options.skip_bad and self.options.rejects_dir is not None:
             self._write_rejects(source, batch, raw, bad, rows)
 
-    def _write_rejects(self, source: Source, batch: Batch, raw: pa.Table,
-                       bad: dict[int, list[tuple[str | None, str]]], rows: list[int]) -> None:
+    def _write_rejects(
+        self,
+        source: Source,
+        batch: Batch,
+        raw: pa.Table,
+        bad: dict[int, list[tuple[str | None, str]]],
+        rows: list[int],
+    ) -> None:
         assert self.options.rejects_dir is not None
         self.options.rejects_dir.mkdir(parents=True, exist_ok=True)
         path = self.options.rejects_dir / f"{source.path.stem}.rejects.csv"
-        subset = raw.take(pa.array(rows)).cast(pa.schema([(c, pa.string()) for c in raw.column_names]))
+        subset = raw.take(pa.array(rows)).cast(
+            pa.schema([(c, pa.string()) for c in raw.column_names])
+        )
         reasons = ["; ".join(f"{c}: {r}" if c else r for c, r in bad[i]) for i in rows]
         lines = [source.line_of(batch, i) for i in rows]
         subset = subset.append_column("_line", pa.array(lines, pa.int64()))
@@ -513,4 +635,3 @@ class KindImporter:
             pacsv.write_csv(subset, fh, pacsv.WriteOptions(include_header=not exists))
         if path not in self.rejects:
             self.rejects.append(path)
-

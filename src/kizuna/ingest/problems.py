@@ -80,13 +80,13 @@ class ImportReport:
             done = sum(s.inserted for s in self.stats.values())
             upd = sum(s.updated for s in self.stats.values())
             same = sum(s.unchanged for s in self.stats.values())
-            text = f"imported: {done} new, {upd} updated, {same} unchanged"
+            text = f"imported: {done:,} new, {upd:,} updated, {same:,} unchanged"
             if self.bad_rows:
-                text += f"; {self.bad_rows} bad row(s) skipped"
+                text += f"; {self.bad_rows:,} bad row(s) skipped"
             return text
-        rows = f" in {self.bad_rows} row(s)" if self.bad_rows else ""
+        rows = f" in {self.bad_rows:,} row(s)" if self.bad_rows else ""
         hint = " or pass --skip-bad to import only the good rows" if self.bad_rows else ""
-        return f"nothing imported: {len(self.problems)} problem(s){rows}; fix them and import again{hint}"
+        return f"nothing imported: {len(self.problems):,} problem(s){rows}; fix them and import again{hint}"
 
     def write(self, path: Path) -> Path:
         """Write every problem as CSV (for spreadsheets) plus a JSON summary beside it."""

@@ -27,8 +27,11 @@ PARQUET_SUFFIXES = {".parquet", ".pq"}
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _CHUNK = 4 << 20
 _ENCODING_NAMES = {
-    "utf-8": "UTF-8", "utf-8-sig": "UTF-8 (with BOM)", "cp932": "Shift_JIS (CP932)",
-    "shift_jis": "Shift_JIS", "euc-jp": "EUC-JP",
+    "utf-8": "UTF-8",
+    "utf-8-sig": "UTF-8 (with BOM)",
+    "cp932": "Shift_JIS (CP932)",
+    "shift_jis": "Shift_JIS",
+    "euc-jp": "EUC-JP",
 }
 
 
@@ -43,8 +46,9 @@ class FileUnreadable(Exception):
 def file_format(path: Path, fmt: str | None = None) -> str:
     if fmt:
         if fmt not in ("csv", "parquet", "jsonl"):
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         f"unknown format {fmt!r}; use csv, parquet or jsonl"))
+            raise FileUnreadable(
+                Problem(str(path), None, None, f"unknown format {fmt!r}; use csv, parquet or jsonl")
+            )
         return fmt
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
@@ -53,11 +57,15 @@ def file_format(path: Path, fmt: str | None = None) -> str:
         return "parquet"
     if suffix in JSONL_SUFFIXES:
         return "jsonl"
-    raise FileUnreadable(Problem(
-        str(path), None, None,
-        f"cannot tell the format from the name {path.name!r}; name it .csv, .parquet or "
-        ".jsonl, or pass --format",
-    ))
+    raise FileUnreadable(
+        Problem(
+            str(path),
+            None,
+            None,
+            f"cannot tell the format from the name {path.name!r}; name it .csv, .parquet or "
+            ".jsonl, or pass --format",
+        )
+    )
 
 
 def _line_at(path: Path, offset: int) -> int:
@@ -105,33 +113,41 @@ def detect_encoding(path: Path, requested: str | None) -> tuple[str, str | None]
         try:
             codecs.lookup(requested)
         except LookupError:
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         f"unknown encoding {requested!r}; try utf-8 or cp932")) from None
+            raise FileUnreadable(
+                Problem(
+                    str(path), None, None, f"unknown encoding {requested!r}; try utf-8 or cp932"
+                )
+            ) from None
         bad = _first_bad_offset(path, requested)
         if bad is not None:
             other = "cp932" if requested.lower().replace("_", "-") in ("utf-8", "utf8") else "utf-8"
             hint = ""
             if _first_bad_offset(path, other) is None:
                 hint = f"; the file reads cleanly as {_ENCODING_NAMES.get(other, other)}: pass --encoding {other}"
-            raise FileUnreadable(Problem(
-                str(path), _line_at(path, bad), None,
-                f"bytes that are not valid {requested} (at byte {bad}){hint}",
-            ))
+            raise FileUnreadable(
+                Problem(
+                    str(path),
+                    _line_at(path, bad),
+                    None,
+                    f"bytes that are not valid {requested} (at byte {bad}){hint}",
+                )
+            )
         return requested, None
-    if head.startswith(codecs.BOM_UTF8):
-        enc = "utf-8-sig"
-    else:
-        enc = "utf-8"
+    enc = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
     bad = _first_bad_offset(path, enc)
     if bad is None:
         return enc, None
     if _first_bad_offset(path, "cp932") is None:
         return "cp932", "read as Shift_JIS (CP932) because it is not valid UTF-8"
-    raise FileUnreadable(Problem(
-        str(path), _line_at(path, bad), None,
-        f"the file is neither UTF-8 nor Shift_JIS (first bad byte at offset {bad}); "
-        "save it as UTF-8 (in Excel: CSV UTF-8) or pass --encoding",
-    ))
+    raise FileUnreadable(
+        Problem(
+            str(path),
+            _line_at(path, bad),
+            None,
+            f"the file is neither UTF-8 nor Shift_JIS (first bad byte at offset {bad}); "
+            "save it as UTF-8 (in Excel: CSV UTF-8) or pass --encoding",
+        )
+    )
 
 
 @dataclass
@@ -161,27 +177,44 @@ class Source:
 
     # ---- opening -------------------------------------------------------------
     @classmethod
-    def open(cls, path: Path, fmt: str | None = None, encoding: str | None = None,
-             delimiter: str | None = None) -> Source:
+    def open(
+        cls,
+        path: Path,
+        fmt: str | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+    ) -> Source:
         if not path.exists():
             raise FileUnreadable(Problem(str(path), None, None, "file not found"))
         if path.is_dir():
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         "is a folder; use `kizuna import-folder` for folders"))
+            raise FileUnreadable(
+                Problem(
+                    str(path), None, None, "is a folder; use `kizuna import-folder` for folders"
+                )
+            )
         kind = file_format(path, fmt)
         if path.stat().st_size == 0:
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         "the file is empty; expected a header row and data rows"))
+            raise FileUnreadable(
+                Problem(
+                    str(path), None, None, "the file is empty; expected a header row and data rows"
+                )
+            )
         if kind == "parquet":
             return cls._open_parquet(path)
         with path.open("rb") as fh:
             head = fh.read(65536)
         if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-            raise FileUnreadable(Problem(
-                str(path), _line_at(path, head.index(b"\x00")), None,
-                f"this is not a text file (binary data); a {kind.upper()} file must be text"
-                + ("; Parquet files must be named .parquet" if head.startswith(b"PAR1") else ""),
-            ))
+            raise FileUnreadable(
+                Problem(
+                    str(path),
+                    _line_at(path, head.index(b"\x00")),
+                    None,
+                    f"this is not a text file (binary data); a {kind.upper()} file must be text"
+                    + (
+                        "; Parquet files must be named .parquet" if head.startswith(b"PAR1") else ""
+                    ),
+                )
+            )
         if kind == "jsonl":
             enc, note = detect_encoding(path, encoding)
             src = cls(path, "jsonl", [], enc)
@@ -195,10 +228,16 @@ class Source:
         try:
             meta = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         f"not a readable Parquet file ({exc})")) from None
-        return cls(path, "parquet", list(meta.schema_arrow.names), unit="row",
-                   records=meta.metadata.num_rows)
+            raise FileUnreadable(
+                Problem(str(path), None, None, f"not a readable Parquet file ({exc})")
+            ) from None
+        return cls(
+            path,
+            "parquet",
+            list(meta.schema_arrow.names),
+            unit="row",
+            records=meta.metadata.num_rows,
+        )
 
     @classmethod
     def _open_csv(cls, path: Path, encoding: str | None, delimiter: str | None) -> Source:
@@ -206,8 +245,9 @@ class Source:
         with path.open("r", encoding=enc, newline="") as fh:
             sample = fh.read(65536)
         if not sample.strip():
-            raise FileUnreadable(Problem(str(path), None, None,
-                                         "the file has no content; expected a header row"))
+            raise FileUnreadable(
+                Problem(str(path), None, None, "the file has no content; expected a header row")
+            )
         delim = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
         header = next(csv.reader(io.StringIO(sample), delimiter=delim))
         columns = [c.strip().lstrip("\ufeff") for c in header]
@@ -245,16 +285,20 @@ class Source:
                 reader = pacsv.open_csv(
                     self.path,
                     read_options=pacsv.ReadOptions(
-                        encoding=self.encoding or "utf-8", block_size=block,
-                        column_names=[f"c{i}" for i in range(len(self.columns))], skip_rows=1,
+                        encoding=self.encoding or "utf-8",
+                        block_size=block,
+                        column_names=[f"c{i}" for i in range(len(self.columns))],
+                        skip_rows=1,
                     ),
                     parse_options=pacsv.ParseOptions(
-                        delimiter=getattr(self, "_delimiter", ","), newlines_in_values=True,
+                        delimiter=getattr(self, "_delimiter", ","),
+                        newlines_in_values=True,
                         invalid_row_handler=on_invalid,
                     ),
                     convert_options=pacsv.ConvertOptions(
                         column_types={f"c{i}": pa.string() for i in range(len(self.columns))},
-                        strings_can_be_null=False, quoted_strings_can_be_null=False,
+                        strings_can_be_null=False,
+                        quoted_strings_can_be_null=False,
                     ),
                 )
                 break
@@ -262,8 +306,9 @@ class Source:
                 if "straddling" in str(exc) and block < (1 << 30):
                     block *= 4
                     continue
-                raise FileUnreadable(Problem(str(self.path), None, None,
-                                             f"cannot parse as CSV: {exc}")) from None
+                raise FileUnreadable(
+                    Problem(str(self.path), None, None, f"cannot parse as CSV: {exc}")
+                ) from None
         first = 0
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
@@ -279,24 +324,33 @@ class Source:
                     pending, pending_rows = [], 0
         except pa.ArrowInvalid as exc:
             if "straddling" in str(exc) or "block" in str(exc):
-                raise FileUnreadable(Problem(
-                    str(self.path), None, None,
-                    f"a single value is too large to read ({exc}); values over 256 MB are refused",
-                )) from None
-            raise FileUnreadable(Problem(str(self.path), None, None,
-                                         f"cannot parse as CSV: {exc}")) from None
+                raise FileUnreadable(
+                    Problem(
+                        str(self.path),
+                        None,
+                        None,
+                        f"a single value is too large to read ({exc}); values over 256 MB are refused",
+                    )
+                ) from None
+            raise FileUnreadable(
+                Problem(str(self.path), None, None, f"cannot parse as CSV: {exc}")
+            ) from None
         if pending:
             table = pa.Table.from_batches(pending).rename_columns(names)
             yield Batch(table, first)
             first += table.num_rows
         self.records = first
         for _number, actual, text in bad_rows:
-            self.problems.append(Problem(
-                str(self.path), self._line_of_text(text), None,
-                f"has {actual} fields but the header has {len(self.columns)}; "
-                "check for an unquoted comma or a missing value",
-                value=text,
-            ))
+            self.problems.append(
+                Problem(
+                    str(self.path),
+                    self._line_of_text(text),
+                    None,
+                    f"has {actual} fields but the header has {len(self.columns)}; "
+                    "check for an unquoted comma or a missing value",
+                    value=text,
+                )
+            )
 
     def _jsonl_batches(self, batch_rows: int) -> Iterator[Batch]:
         rows: list[dict[str, Any]] = []
@@ -311,13 +365,22 @@ class Source:
                 try:
                     obj = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    self.problems.append(Problem(str(self.path), number, None,
-                                                 f"not valid JSON: {exc.msg}", value=text))
+                    self.problems.append(
+                        Problem(
+                            str(self.path), number, None, f"not valid JSON: {exc.msg}", value=text
+                        )
+                    )
                     continue
                 if not isinstance(obj, dict):
-                    self.problems.append(Problem(
-                        str(self.path), number, None,
-                        "each line must be a JSON object like {\"customer_id\": ...}", value=text))
+                    self.problems.append(
+                        Problem(
+                            str(self.path),
+                            number,
+                            None,
+                            'each line must be a JSON object like {"customer_id": ...}',
+                            value=text,
+                        )
+                    )
                     continue
                 for key in obj:
                     if key not in seen:
@@ -333,11 +396,18 @@ class Source:
             first += len(rows)
         self.records = first
         if first == 0 and not self.problems:
-            self.problems.append(Problem(str(self.path), None, None,
-                                         "the file has no records; expected one JSON object per line"))
+            self.problems.append(
+                Problem(
+                    str(self.path),
+                    None,
+                    None,
+                    "the file has no records; expected one JSON object per line",
+                )
+            )
 
-    def _jsonl_table(self, rows: list[dict[str, Any]], lines: list[int], first: int,
-                     keys: list[str]) -> Batch:
+    def _jsonl_table(
+        self, rows: list[dict[str, Any]], lines: list[int], first: int, keys: list[str]
+    ) -> Batch:
         self.columns = keys
         columns: dict[str, list[str | None]] = {k: [] for k in keys}
         for row in rows:

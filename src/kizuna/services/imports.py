@@ -13,7 +13,7 @@ from kizuna.bootstrap import Context
 from kizuna.errors import ImportRejected, ValidationError
 from kizuna.ingest.importer import ImportOptions, KindImporter, _RefCache
 from kizuna.ingest.kinds import KINDS, get_kind, import_order
-from kizuna.ingest.problems import ImportReport
+from kizuna.ingest.problems import ImportReport, KindStats
 from kizuna.ingest.readers import CSV_SUFFIXES, JSONL_SUFFIXES, PARQUET_SUFFIXES
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import tables
@@ -51,7 +51,12 @@ def handle(cmd: ImportFiles, uow: UnitOfWork, progress: Progress | None = None) 
             report.problems += importer.problems
             report.notes += importer.notes
             report.rejects_files += importer.rejects
-            _finish_run(uow.conn, run_id, stats, "committed" if cmd.options.skip_bad or not report.problems else "running")
+            _finish_run(
+                uow.conn,
+                run_id,
+                stats,
+                "committed" if cmd.options.skip_bad or not report.problems else "running",
+            )
         if report.problems and not cmd.options.skip_bad:
             uow.rollback()
             # Keep an audit line of the refused import; its rows are gone.
@@ -71,20 +76,25 @@ def handle(cmd: ImportFiles, uow: UnitOfWork, progress: Progress | None = None) 
 
 def _start_run(conn: sa.Connection, kind: str, paths: Sequence[Path], started: datetime) -> int:
     result = conn.execute(
-        sa.insert(tables.import_runs).values(
-            kind=kind, files=[str(p) for p in paths], started_at=started, status="running"
-        ).returning(tables.import_runs.c.id)
+        sa.insert(tables.import_runs)
+        .values(kind=kind, files=[str(p) for p in paths], started_at=started, status="running")
+        .returning(tables.import_runs.c.id)
     )
     return int(result.scalar_one())
 
 
-def _finish_run(conn: sa.Connection, run_id: int, stats: object, status: str) -> None:
+def _finish_run(conn: sa.Connection, run_id: int, stats: KindStats, status: str) -> None:
     conn.execute(
-        sa.update(tables.import_runs).where(tables.import_runs.c.id == run_id).values(
-            finished_at=datetime.now(UTC), status=status,
-            rows_read=stats.rows_read, rows_inserted=stats.inserted,  # type: ignore[attr-defined]
-            rows_updated=stats.updated, rows_unchanged=stats.unchanged,  # type: ignore[attr-defined]
-            rows_rejected=stats.rejected,  # type: ignore[attr-defined]
+        sa.update(tables.import_runs)
+        .where(tables.import_runs.c.id == run_id)
+        .values(
+            finished_at=datetime.now(UTC),
+            status=status,
+            rows_read=stats.rows_read,
+            rows_inserted=stats.inserted,
+            rows_updated=stats.updated,
+            rows_unchanged=stats.unchanged,
+            rows_rejected=stats.rejected,
         )
     )
 
@@ -100,8 +110,14 @@ def files_in_folder(folder: Path) -> list[tuple[str, list[Path]]]:
         if path.suffix.lower() not in suffixes or ".rejects" in path.name:
             continue
         stem = path.stem.lower()
-        kind = next((k for k in sorted(KINDS, key=len, reverse=True)
-                     if stem == k or stem.startswith(k + "-") or stem.startswith(k + ".")), None)
+        kind = next(
+            (
+                k
+                for k in sorted(KINDS, key=len, reverse=True)
+                if stem == k or stem.startswith(k + "-") or stem.startswith(k + ".")
+            ),
+            None,
+        )
         if kind is not None:
             found.setdefault(kind, []).append(path)
     if not found:

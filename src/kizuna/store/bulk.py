@@ -19,14 +19,13 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-
 #: Columns never compared or overwritten on conflict.
 _BOOKKEEPING = {"import_run_id"}
 
 
 def _upsert(
     insert: sqlite.Insert | postgresql.Insert, table: sa.Table, columns: list[str], key: list[str]
-) -> sa.sql.Executable:
+) -> sa.sql.expression.Insert:
     update_cols = [c for c in columns if c not in key and c not in _BOOKKEEPING]
     if not update_cols:
         return insert.on_conflict_do_nothing(index_elements=key)
@@ -41,7 +40,9 @@ def _sqlite_values(col: pa.ChunkedArray | pa.Array) -> list[object]:
     """Python values in the text forms SQLAlchemy itself stores on SQLite."""
     typ = col.type
     if pa.types.is_timestamp(typ):
-        col = pc.strftime(pc.cast(col, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S")  # Arrow's %S carries the microseconds
+        col = pc.strftime(
+            pc.cast(col, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S"
+        )  # Arrow's %S carries the microseconds
     elif pa.types.is_date(typ):
         col = pc.strftime(col, format="%Y-%m-%d")
     elif pa.types.is_boolean(typ):
@@ -71,25 +72,33 @@ def _pg_csv(data: pa.Table) -> bytes:
     arrays = []
     for col in data.columns:
         if pa.types.is_timestamp(col.type):
-            text = pc.strftime(pc.cast(col, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S")
+            text = pc.strftime(
+                pc.cast(col, pa.timestamp("us", tz="UTC")), format="%Y-%m-%d %H:%M:%S"
+            )
             col = pc.binary_join_element_wise(text, pa.scalar("+00"), "")
         arrays.append(col)
     buf = io.BytesIO()
-    pacsv.write_csv(pa.table(arrays, names=data.column_names), buf,
-                    pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    pacsv.write_csv(
+        pa.table(arrays, names=data.column_names),
+        buf,
+        pacsv.WriteOptions(include_header=False, quoting_style="needed"),
+    )
     return buf.getvalue()
 
 
 def _copy_into(conn: sa.Connection, table_name: str, columns: list[str], data: pa.Table) -> None:
     quote = conn.dialect.identifier_preparer.quote
-    copy_sql = f"COPY {quote(table_name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN (FORMAT csv)"
+    copy_sql = (
+        f"COPY {quote(table_name)} ({', '.join(quote(c) for c in columns)}) FROM STDIN (FORMAT csv)"
+    )
     raw = conn.connection.driver_connection
     with raw.cursor() as cur, cur.copy(copy_sql) as copy:  # type: ignore[union-attr]
         copy.write(_pg_csv(data))
 
 
-def _upsert_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table, key: list[str],
-                     optimistic: bool = True) -> int:
+def _upsert_postgres(
+    conn: sa.Connection, table: sa.Table, data: pa.Table, key: list[str], optimistic: bool = True
+) -> int:
     columns = data.column_names
     if optimistic:
         # Most loads bring new rows: try COPY straight into the table. If a
@@ -104,8 +113,10 @@ def _upsert_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table, key: 
             savepoint.commit()
             return data.num_rows
     staging = sa.Table(
-        f"kizuna_stage_{table.name}", sa.MetaData(),
-        *(sa.Column(c, table.c[c].type) for c in columns), prefixes=["TEMPORARY"],
+        f"kizuna_stage_{table.name}",
+        sa.MetaData(),
+        *(sa.Column(c, table.c[c].type) for c in columns),
+        prefixes=["TEMPORARY"],
     )
     staging.create(conn)
     try:
@@ -145,14 +156,19 @@ def key_map(conn: sa.Connection, table: sa.Table, extra: str | None = None) -> p
         # COPY .. TO STDOUT and Arrow's CSV reader: a million keys in a blink.
         buf = io.BytesIO()
         raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)") as copy:  # type: ignore[union-attr]
+        assert raw is not None
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)") as copy,
+        ):
             for block in copy:
                 buf.write(block)
         if buf.tell() == 0:
             return pa.table({n: pa.array([], t) for n, t in types.items()})
         buf.seek(0)
         return pacsv.read_csv(
-            buf, read_options=pacsv.ReadOptions(column_names=names),
+            buf,
+            read_options=pacsv.ReadOptions(column_names=names),
             convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
         )
     cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -163,7 +179,13 @@ def key_map(conn: sa.Connection, table: sa.Table, extra: str | None = None) -> p
     finally:
         cursor.close()
     if not rows:
-        return pa.table({n: pa.array([], pa.string() if n == "external_id" else pa.int64()) for n in names})
+        return pa.table(
+            {n: pa.array([], pa.string() if n == "external_id" else pa.int64()) for n in names}
+        )
     columns = list(zip(*rows, strict=True))
-    return pa.table({n: pa.array(c, pa.string() if n == "external_id" else pa.int64())
-                     for n, c in zip(names, columns, strict=True)})
+    return pa.table(
+        {
+            n: pa.array(c, pa.string() if n == "external_id" else pa.int64())
+            for n, c in zip(names, columns, strict=True)
+        }
+    )

@@ -47,7 +47,9 @@ def _external_id() -> sa.Column[str]:
     return sa.Column("external_id", sa.String(128), nullable=False, unique=True)
 
 
-def _customer_fk(nullable: bool = False, name: str = "customer_id", index: bool = True) -> sa.Column[int]:
+def _customer_fk(
+    nullable: bool = False, name: str = "customer_id", index: bool = True
+) -> sa.Column[int]:
     return sa.Column(name, Id, sa.ForeignKey("customers.id"), nullable=nullable, index=index)
 
 
