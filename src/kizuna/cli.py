@@ -478,5 +478,11 @@ def summary() -> None:
     render_summary(workspace_summary(ctx.engine, ctx.settings), console, ctx.settings)
 
 
+# Feature areas register their own commands (kept in their own modules).
+from kizuna import cli_analytics, cli_programme  # noqa: E402
+
+cli_analytics.register(app)
+cli_programme.register(app)
+
 if __name__ == "__main__":  # pragma: no cover
     run()

@@ -332,3 +332,7 @@ SOFT_REFERENCES: tuple[tuple[str, str, str], ...] = (
     ("order_lines", "product_id", "products"),
     ("events", "customer_id", "customers"),
 )
+
+# Feature areas define their tables in their own modules on the same metadata;
+# importing them here makes ``metadata`` complete for Alembic and tests.
+from kizuna.store import programme_tables, scoring_tables  # noqa: E402, F401
