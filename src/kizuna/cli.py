@@ -479,10 +479,11 @@ def summary() -> None:
 
 
 # Feature areas register their own commands (kept in their own modules).
-from kizuna import cli_analytics, cli_programme  # noqa: E402
+from kizuna import cli_analytics, cli_programme, cli_web  # noqa: E402
 
 cli_analytics.register(app)
 cli_programme.register(app)
+cli_web.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     run()
