@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -27,13 +28,25 @@ def snapshot(ctx: Context) -> dict[str, list[tuple[object, ...]]]:
                 continue
             cols = [c for c in table.c if c.name != "import_run_id"]
             out[table.name] = [
-                tuple(r) for r in conn.execute(sa.select(*cols).order_by(table.c.id))
+                tuple(r) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))
             ]
     return out
 
 
 def run_import(ctx: Context, kind: str, *paths: Path, **options: object) -> ImportReport:
     return import_paths(ctx, ImportFiles([(kind, list(paths))], ImportOptions(**options)))  # type: ignore[arg-type]
+
+
+def add(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
+    """Insert one row straight into ``table`` and return its surrogate id."""
+    return int(conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one())
+
+
+def column(ctx: Context, table: str, name: str) -> list[Any]:
+    """One column of ``table`` in insertion order, to check what an import stored."""
+    t = tables.metadata.tables[table]
+    with ctx.engine.connect() as conn:
+        return list(conn.execute(sa.select(t.c[name]).order_by(t.c.id)).scalars())
 
 
 def count(ctx: Context, table: str) -> int:

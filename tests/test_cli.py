@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import CUSTOMERS_CSV, ORDERS_CSV, write
 
 

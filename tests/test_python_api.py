@@ -7,12 +7,12 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from tests.helpers import add
 
 import kizuna
 from kizuna.bootstrap import Context
@@ -42,10 +42,6 @@ FRAMES = {
     "reviews": "review_id",
     "referrals": "referral_id",
 }
-
-
-def add(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
-    return int(conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one())
 
 
 def seed(conn: sa.Connection) -> None:

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
-from tests.helpers import CUSTOMERS_CSV, ORDERS_CSV, count, run_import, snapshot, write
+from tests.helpers import CUSTOMERS_CSV, ORDERS_CSV, column, count, run_import, snapshot, write
 
 from kizuna.bootstrap import Context
 from kizuna.errors import ImportRejected
@@ -126,13 +126,7 @@ def test_shift_jis_file_with_japanese_headers_and_mapping(
         },
     )
     assert report.committed and any("Shift_JIS" in n for n in report.notes)
-    with workspace.engine.connect() as conn:
-        names = (
-            conn.execute(sa.select(tables.customers.c.name).order_by(tables.customers.c.id))
-            .scalars()
-            .all()
-        )
-    assert names == ["山田 太郎", "髙橋 一郎"]
+    assert column(workspace, "customers", "name") == ["山田 太郎", "髙橋 一郎"]
 
 
 def test_parquet_and_json_lines_imports(with_customers: Context, tmp_path: Path) -> None:
@@ -328,13 +322,7 @@ def test_skip_bad_imports_exactly_the_good_rows(with_customers: Context, tmp_pat
     )
     assert report.committed and report.stats["orders"].inserted == 2
     assert report.stats["orders"].rejected == 2
-    with with_customers.engine.connect() as conn:
-        ids = (
-            conn.execute(sa.select(tables.orders.c.external_id).order_by(tables.orders.c.id))
-            .scalars()
-            .all()
-        )
-    assert ids == ["O1", "O2"]
+    assert column(with_customers, "orders", "external_id") == ["O1", "O2"]
     rejects = (tmp_path / "rejects" / "o.rejects.csv").read_text(encoding="utf-8").splitlines()
     assert rejects[0].endswith('"_line","_problems"')
     assert len(rejects) == 3 and "C999" in rejects[1] and "someday" in rejects[2]

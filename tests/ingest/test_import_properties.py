@@ -10,10 +10,10 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tests.helpers import run_import
 
 from kizuna.services.workspace import init_workspace
 from kizuna.store import tables
-from tests.helpers import run_import
 
 CORRUPTIONS = {
     "birthday": "1990-02-31",

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from tests.helpers import add
 
 from kizuna.bootstrap import Context
 from kizuna.errors import NotFound, ValidationError
@@ -16,10 +17,6 @@ from kizuna.services.customers import TIMELINE_KINDS, Customer360, customer_360
 from kizuna.store import tables as t
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
-
-
-def add(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
-    return int(conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one())
 
 
 def add_customer(conn: sa.Connection, external_id: str, **values: Any) -> int:
@@ -313,9 +310,9 @@ def test_a_page_costs_the_same_for_thousands_of_events(workspace: Context) -> No
 
 
 def test_events_page_reads_the_customer_time_index(sqlite_workspace: Context) -> None:
-    from kizuna.services.customers import _sources
+    from kizuna.services.timeline_sources import sources
 
-    source = _sources()["event"]
+    source = sources()["event"]
     query = source.query.where(source.owner == 1, source.at < T0)
     query = query.order_by(source.at.desc()).limit(10)
     with sqlite_workspace.engine.connect() as conn:

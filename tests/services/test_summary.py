@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
+from tests.helpers import add
 
 from kizuna.bootstrap import Context
 from kizuna.services.summary import COUNTED_TABLES, MonthRevenue, workspace_summary
@@ -18,10 +19,6 @@ from kizuna.store.sqlfunctions import kizuna_local_month
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 NEW_YORK = ZoneInfo("America/New_York")
-
-
-def add(conn: sa.Connection, table: sa.Table, **values: Any) -> int:
-    return int(conn.execute(sa.insert(table).values(**values).returning(table.c.id)).scalar_one())
 
 
 def order(conn: sa.Connection, customer: int, at: datetime, amount: int, **values: Any) -> int:

@@ -8,8 +8,6 @@ when any problem was found and the import is all-or-nothing.
 
 from __future__ import annotations
 
-import difflib
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -25,12 +23,12 @@ import sqlalchemy as sa
 from kizuna.config import Settings
 from kizuna.domain.vocabulary import SURVEY_SCALES
 from kizuna.ingest.convert import ConvertContext, convert
+from kizuna.ingest.header import Header, plan_header
+from kizuna.ingest.keys import SeenKeys, key_hashes, record_keys
 from kizuna.ingest.kinds import Field, Kind
 from kizuna.ingest.problems import KindStats, Problem
 from kizuna.ingest.readers import Batch, FileUnreadable, Source
 from kizuna.store import bulk, tables
-
-ATTR_PREFIXES = ("attr.", "attr_", "attributes.")
 
 
 @dataclass
@@ -44,148 +42,6 @@ class ImportOptions:
     delimiter: str | None = None
     skip_bad: bool = False
     rejects_dir: Path | None = None
-
-
-@dataclass
-class _Header:
-    rename: dict[str, str]
-    attributes: dict[str, str]
-    present: set[str]
-
-
-def _norm(name: str) -> str:
-    return name.strip().lower()
-
-
-def plan_header(
-    kind: Kind, source: Source, options: ImportOptions
-) -> tuple[_Header | None, list[Problem]]:
-    """Match file columns to fields; report missing, unknown and duplicated columns."""
-    problems: list[Problem] = []
-    fields = kind.field_map
-    by_norm = {_norm(c): c for c in source.columns}
-    rename: dict[str, str] = {}
-    attributes: dict[str, str] = {}
-    claimed: set[str] = set()
-    for fname, column in options.mapping.items():
-        if fname not in fields:
-            problems.append(
-                Problem(
-                    str(source.path),
-                    None,
-                    None,
-                    f"--map names unknown field {fname!r}; {kind.name} fields are "
-                    f"{', '.join(fields)}",
-                )
-            )
-            continue
-        actual = by_norm.get(_norm(column))
-        if actual is None:
-            problems.append(
-                Problem(
-                    str(source.path),
-                    1,
-                    column,
-                    f"--map {fname}={column}: the file has no column {column!r}; "
-                    f"its columns are {', '.join(source.columns)}",
-                )
-            )
-            continue
-        rename[actual] = fname
-        claimed.add(actual)
-    ignored = {_norm(c) for c in options.ignore}
-    seen: dict[str, int] = {}
-    for column in source.columns:
-        seen[_norm(column)] = seen.get(_norm(column), 0) + 1
-    for name, count in seen.items():
-        if count > 1:
-            problems.append(
-                Problem(
-                    str(source.path),
-                    1,
-                    name,
-                    f"column {name!r} appears {count} times in the header; "
-                    "each column must appear once",
-                )
-            )
-    for column in source.columns:
-        if column in claimed or _norm(column) in ignored:
-            continue
-        low = _norm(column)
-        if low in fields and low not in rename.values():
-            rename[column] = low
-            continue
-        if kind.attributes_column and low.startswith(ATTR_PREFIXES):
-            attributes[column] = column.split(".", 1)[1] if "." in column else column[5:]
-            continue
-        close = difflib.get_close_matches(low, list(fields), n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        extra = (
-            " or name it attr.<name> to keep it as a free attribute"
-            if kind.attributes_column
-            else ""
-        )
-        problems.append(
-            Problem(
-                str(source.path),
-                1,
-                column,
-                f"unknown column {column!r} for {kind.name}; {hint}map it with "
-                f"--map FIELD={column}, drop it with --ignore {column!r}{extra}",
-            )
-        )
-    present = set(rename.values())
-    required = [f for f in kind.required if not (kind.derive_key and f in kind.key)]
-    missing = [f for f in required if f not in present]
-    if missing:
-        problems.append(
-            Problem(
-                str(source.path),
-                1,
-                None,
-                f"missing required column(s) {', '.join(missing)}; the file's columns are "
-                f"{', '.join(source.columns) or '(none)'}; if one of them holds this data, pass "
-                f"--map {missing[0]}=<column>",
-            )
-        )
-    if problems:
-        guess = _guess_kind(source.columns)
-        if guess and guess != kind.name:
-            problems.append(
-                Problem(
-                    str(source.path),
-                    1,
-                    None,
-                    f"the columns look like a {guess} file; import it as "
-                    f"`kizuna import {guess} {source.path.name}`",
-                )
-            )
-        return None, problems
-    return _Header(rename, attributes, present), []
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser: spreads the bits so combined key hashes do not collide."""
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
-
-
-def _guess_kind(columns: Sequence[str]) -> str | None:
-    """The kind whose fields best match a header, to catch a file given to the wrong kind."""
-    from kizuna.ingest.kinds import KINDS
-
-    names = {_norm(c) for c in columns}
-    best, score = None, 0.0
-    for kind in KINDS.values():
-        fields = set(kind.field_map)
-        overlap = len(names & fields) / max(len(names), 1)
-        if overlap > score and all(
-            r in names for r in kind.required if not (kind.derive_key and r in kind.key)
-        ):
-            best, score = kind.name, overlap
-    return best if score >= 0.5 else None
 
 
 class _RefCache:
@@ -232,11 +88,7 @@ class KindImporter:
         self.problems: list[Problem] = []
         self.notes: list[str] = []
         self.rejects: list[Path] = []
-        self._seen_hashes = np.empty(0, dtype=np.uint64)
-        self._seen_where = np.empty(0, dtype=np.int64)
-        #: Records of earlier files, so record numbers are unique across files.
-        self._file_start = 0
-        self._files_started: list[tuple[int, str]] = []
+        self._seen = SeenKeys(kind)
         self._written = 0
         self._self_refs: list[tuple[str, str, int, str]] = []
 
@@ -265,26 +117,24 @@ class KindImporter:
             self.problems.append(exc.problem)
             return
         self.notes += source.notes
-        self._files_started.append((self._file_start, str(path)))
-        header: _Header | None = None
+        self._seen.start_file(str(path))
+        header: Header | None = None
         if source.format != "jsonl":
-            header, header_problems = plan_header(self.kind, source, self.options)
+            header = self._plan_header(source)
             if header is None:
-                self.problems += header_problems
                 return
         try:
             for batch in source.batches(self.settings.import_batch_rows):
-                if source.format == "jsonl" and header is None:
-                    header, header_problems = plan_header(self.kind, source, self.options)
+                if header is None:
+                    # JSON Lines: the columns are known once the first batch is read.
+                    header = self._plan_header(source)
                     if header is None:
-                        self.problems += header_problems
                         return
-                assert header is not None
                 self._import_batch(source, header, batch)
         except FileUnreadable as exc:
             self.problems.append(exc.problem)
             return
-        self._file_start += source.records
+        self._seen.end_file(source.records)
         if source.problems:
             self.problems += source.problems
             self.stats.rejected += len(source.problems)
@@ -294,8 +144,14 @@ class KindImporter:
                 Problem(str(path), None, None, "the file has a header but no data rows")
             )
 
+    def _plan_header(self, source: Source) -> Header | None:
+        """The file's header matched to the kind, or ``None`` with its problems recorded."""
+        header, problems = plan_header(self.kind, source, self.options.mapping, self.options.ignore)
+        self.problems += problems
+        return header
+
     # ---- one batch -------------------------------------------------------------
-    def _import_batch(self, source: Source, header: _Header, batch: Batch) -> None:
+    def _import_batch(self, source: Source, header: Header, batch: Batch) -> None:
         raw = batch.table
         n = raw.num_rows
         self.stats.rows_read += n
@@ -315,9 +171,10 @@ class KindImporter:
                 converted = self._default(f, n)
             values[f.name] = converted
         self._kind_rules(values, flag)
-        keys = self._keys(values, raw, header, flag)
+        keys = record_keys(self.kind, values)
         db = self._db_columns(values, header, raw, flag)
-        self._check_duplicates(self._key_hashes(values, db), keys, source, batch, flag)
+        hashed = key_hashes(self.kind, values, db)
+        flag(self._seen.duplicates(hashed, keys, batch.first_record), self._seen.label)
         bad_rows = sorted(bad)
         if bad_rows:
             self._report(source, header, batch, raw, bad, bad_rows)
@@ -369,117 +226,6 @@ class KindImporter:
                 idx = pc.indices_nonzero(before).to_pylist()
                 flag([(i, f"{end} is before {start}") for i in idx], end)
 
-    def _keys(
-        self,
-        values: dict[str, pa.Array],
-        raw: pa.Table,
-        header: _Header,
-        flag: Callable[[list[tuple[int, str]], str | None], None],
-    ) -> pa.Array:
-        parts = [pc.cast(values[k], pa.string()) for k in self.kind.key]
-        if self.kind.derive_key:
-            key_field = self.kind.key[0]
-            derived = self._content_hash(values)
-            values[key_field] = pc.coalesce(values[key_field], derived)
-            parts = [values[key_field]]
-        if len(parts) == 1:
-            return parts[0]
-        return pc.binary_join_element_wise(*[pc.fill_null(p, "") for p in parts], "\x1f")
-
-    def _content_hash(self, values: dict[str, pa.Array]) -> pa.Array:
-        """A stable id for records that have none, so a re-import finds them again."""
-        names = [f.name for f in self.kind.fields if f.name not in self.kind.key]
-        columns = [pc.cast(values[n], pa.string()).to_pylist() for n in names]
-        out = []
-        for row in zip(*columns, strict=True):
-            text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-            out.append("h:" + hashlib.sha1(text.encode()).hexdigest()[:32])  # noqa: S324 - an id, not security
-        return pa.array(out, pa.string())
-
-    def _key_hashes(
-        self, values: dict[str, pa.Array], db: dict[str, pa.Array]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """A 64-bit hash of each record's key, and which records have a whole key.
-
-        References are hashed by their resolved integer id (numpy arithmetic,
-        milliseconds for a million rows); only text keys need a string hash.
-        """
-        import pandas as pd
-
-        combined = np.zeros(len(next(iter(values.values()))), dtype=np.uint64)
-        valid = np.ones(len(combined), dtype=bool)
-        for name in self.kind.key:
-            f = self.kind.field_map[name]
-            column = db.get(f.db_column) if f.type == "ref" else values[name]
-            if column is None:
-                column = values[name]
-            valid &= pc.is_valid(column).to_numpy(zero_copy_only=False)
-            if pa.types.is_integer(column.type):
-                part = pc.fill_null(pc.cast(column, pa.int64()), 0).to_numpy().astype(np.uint64)
-            else:
-                series = pd.Series(pc.fill_null(column, "").to_pandas(types_mapper=pd.ArrowDtype))
-                part = pd.util.hash_pandas_object(series, index=False).to_numpy(dtype=np.uint64)
-            with np.errstate(over="ignore"):
-                combined = _mix(combined * np.uint64(0x9E3779B97F4A7C15) + _mix(part))
-        return combined, valid
-
-    def _check_duplicates(
-        self,
-        hashed: tuple[np.ndarray, np.ndarray],
-        keys: pa.Array,
-        source: Source,
-        batch: Batch,
-        flag: Callable[[list[tuple[int, str]], str | None], None],
-    ) -> None:
-        """Flag every record whose key was already seen in this import.
-
-        Keys are compared as 64-bit hashes with numpy, so a million keys cost
-        a fraction of a second; Python only touches the duplicates, to say
-        where the first copy was.
-        """
-        hashes, valid = hashed
-        start = self._file_start + batch.first_record
-        records = np.arange(start, start + len(hashes))
-        import pandas as pd
-
-        seen_before = (
-            np.isin(hashes, self._seen_hashes) & valid
-            if len(self._seen_hashes)
-            else np.zeros(len(hashes), dtype=bool)
-        )
-        repeat_in_batch = pd.Series(hashes).duplicated(keep="first").to_numpy() & valid
-        dup = seen_before | repeat_in_batch
-        fresh = valid & ~dup
-        self._seen_hashes = np.concatenate([self._seen_hashes, hashes[fresh]])
-        self._seen_where = np.concatenate([self._seen_where, records[fresh]])
-        if not dup.any():
-            return
-        label = "+".join(self.kind.key)
-        order = np.argsort(self._seen_hashes, kind="stable")
-        rows = []
-        key_list = keys.to_pylist()
-        for i in np.flatnonzero(dup).tolist():
-            pos = np.searchsorted(self._seen_hashes, hashes[i], sorter=order)
-            first_record = int(self._seen_where[order[pos]])
-            shown = key_list[i].replace("\x1f", " / ")
-            rows.append(
-                (
-                    i,
-                    f"duplicate {label} {shown!r}: the same record is also "
-                    f"{self._describe_record(first_record)}; each record may appear once "
-                    "per import",
-                )
-            )
-        flag(rows, label)
-
-    def _describe_record(self, record: int) -> str:
-        """Where a record (numbered across all files of this import) sits."""
-        files = self._files_started
-        for (start, path), nxt in zip(files, [*files[1:], (None, None)], strict=True):
-            if nxt[0] is None or record < nxt[0]:
-                return f"in {Path(path).name} (record {record - start + 1})"
-        return f"record {record + 1}"
-
     # ---- references and table columns ----------------------------------------------
     def _resolve(
         self, refs: pa.Array, target: str, extra: str | None = None
@@ -493,7 +239,7 @@ class KindImporter:
     def _db_columns(
         self,
         values: dict[str, pa.Array],
-        header: _Header,
+        header: Header,
         raw: pa.Table,
         flag: Callable[[list[tuple[int, str]], str | None], None],
     ) -> dict[str, pa.Array]:
@@ -541,7 +287,7 @@ class KindImporter:
             db[self.kind.attributes_column] = self._attributes(raw, header)
         return db
 
-    def _attributes(self, raw: pa.Table, header: _Header) -> pa.Array:
+    def _attributes(self, raw: pa.Table, header: Header) -> pa.Array:
         if not header.attributes:
             return pa.nulls(raw.num_rows, pa.string())
         columns = {name: raw.column(col).to_pylist() for col, name in header.attributes.items()}
@@ -590,7 +336,7 @@ class KindImporter:
     def _report(
         self,
         source: Source,
-        header: _Header,
+        header: Header,
         batch: Batch,
         raw: pa.Table,
         bad: dict[int, list[tuple[str | None, str]]],

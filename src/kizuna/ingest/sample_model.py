@@ -117,11 +117,23 @@ def expected_value(lam: np.ndarray, p: np.ndarray, nu: np.ndarray, gg_p: float) 
     return (1.0 + repeats) * gg_p / nu
 
 
-def calibrate(m: ModelParameters, rng: np.random.Generator, n: int = 200_000) -> Calibration:
+def draw_latent(
+    m: ModelParameters, rng: np.random.Generator, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each customer's purchase rate, drop-out chance, spend scale and whether they buy.
+
+    Calibration and every simulated block draw these in one place, in one
+    order, so the cut-offs are fitted to the population the blocks produce.
+    """
     lam = rng.gamma(m.r, 1.0 / m.alpha, n)
     p = rng.beta(m.a, m.b, n)
     nu = rng.gamma(m.gg_q, 1.0 / m.gg_gamma, n)
     buyer = rng.random(n) < m.buyer_share
+    return lam, p, nu, buyer
+
+
+def calibrate(m: ModelParameters, rng: np.random.Generator, n: int = 200_000) -> Calibration:
+    lam, p, nu, buyer = draw_latent(m, rng, n)
     logv = np.log(expected_value(lam, p, nu, m.gg_p))
     mean, sd = float(logv[buyer].mean()), float(logv[buyer].std())
     value = np.where(buyer, np.exp(logv), 0.0)
@@ -198,10 +210,7 @@ def simulate(
     rng: np.random.Generator,
 ) -> Population:
     """Draw a block of ``n`` customers and run their purchase processes."""
-    lam = rng.gamma(m.r, 1.0 / m.alpha, n)
-    p = rng.beta(m.a, m.b, n)
-    nu = rng.gamma(m.gg_q, 1.0 / m.gg_gamma, n)
-    buyer = rng.random(n) < m.buyer_share
+    lam, p, nu, buyer = draw_latent(m, rng, n)
     referred = rng.random(n) < m.referred_share
     japanese = rng.random(n) < m.japanese_share
     value = np.where(buyer, expected_value(lam, p, nu, m.gg_p), 0.0)
