@@ -68,6 +68,23 @@ def _text(value: str) -> str:
     return str(value)
 
 
+class Secret(str):
+    """A secret value: usable as text, but shown as ``********`` when printed."""
+
+    def __str__(self) -> str:
+        return "********" if self else ""
+
+    def __repr__(self) -> str:
+        return "Secret('********')" if self else "Secret('')"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
+def _secret(value: str) -> Secret:
+    return Secret(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One documented setting: its name, default and why you would change it."""
@@ -118,6 +135,78 @@ SETTINGS: tuple[Setting, ...] = (
         "review bodies). Longer values are reported as bad rows, not truncated.",
         _positive_int,
     ),
+    Setting(
+        "secret_key",
+        "",
+        "Key that signs the dashboard's session cookies. Empty means a random key "
+        "generated once into WORKSPACE/.secret_key (mode 0600); set it when several "
+        "dashboard processes must accept the same sessions. Never printed.",
+        _secret,
+    ),
+    Setting(
+        "analytics_engine",
+        "duckdb",
+        "Where loyalty analytics run: duckdb (in-process, the default) or pyspark "
+        "(the same code on Apache Spark; see KIZUNA_SPARK_MASTER in the README).",
+    ),
+    Setting(
+        "loyalty_behaviour_weights",
+        "monetary=0.6,clv=0.2,frequency=0.2",
+        "Behavioural loyalty score: weights of the percentile ranks of monetary "
+        "(historical spend), clv (predicted), frequency and recency.",
+    ),
+    Setting(
+        "loyalty_attitude_weights",
+        "nps=1,csat=0.7,support=0.3,review=0.5,referral=1,community=0.8",
+        "Attitudinal loyalty score: weight of each signal (nps, csat, support "
+        "satisfaction, review rating, referral, community participation).",
+    ),
+    Setting(
+        "loyalty_behaviour_threshold",
+        0.7,
+        "Behaviour score (a percentile, 0-1) at or above which a customer counts as "
+        "high value in the loyalty matrix; 0.7 means the top 30%.",
+        float,
+    ),
+    Setting(
+        "loyalty_attitude_threshold",
+        0.6,
+        "Attitude score (0-1) at or above which a customer counts as attached in the "
+        "loyalty matrix.",
+        float,
+    ),
+    Setting(
+        "loyalty_half_life_days",
+        365.0,
+        "Age in days at which an attitudinal signal (survey answer, review...) "
+        "counts half as much as a fresh one.",
+        float,
+    ),
+    Setting(
+        "rfm_bins",
+        5,
+        "Number of RFM score bins (5 gives quintile scores 1-5).",
+        _positive_int,
+    ),
+    Setting(
+        "churn_window_days",
+        90,
+        "A customer with no purchase in this many days counts as churned in the "
+        "retention and churn KPIs.",
+        _positive_int,
+    ),
+    Setting(
+        "clv_horizon_months",
+        12,
+        "Horizon of the predicted customer lifetime value, in months.",
+        _positive_int,
+    ),
+    Setting(
+        "clv_discount_rate",
+        0.1,
+        "Annual discount rate applied to future value in the CLV (0.1 = 10%).",
+        float,
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -133,6 +222,17 @@ class Settings:
     currency: str
     import_batch_rows: int
     max_field_chars: int
+    secret_key: str = ""
+    analytics_engine: str = "duckdb"
+    loyalty_behaviour_weights: str = "monetary=0.6,clv=0.2,frequency=0.2"
+    loyalty_attitude_weights: str = "nps=1,csat=0.7,support=0.3,review=0.5,referral=1,community=0.8"
+    loyalty_behaviour_threshold: float = 0.7
+    loyalty_attitude_threshold: float = 0.6
+    loyalty_half_life_days: float = 365.0
+    rfm_bins: int = 5
+    churn_window_days: int = 90
+    clv_horizon_months: int = 12
+    clv_discount_rate: float = 0.1
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

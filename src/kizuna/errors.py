@@ -52,3 +52,27 @@ class ImportRejected(ValidationError):
 
 class MoneyError(ValidationError):
     """An amount cannot be represented exactly in the workspace currency."""
+
+
+class InsufficientPoints(KizunaError):
+    """A redemption or debit asks for more points than the member can spend."""
+
+    exit_code = 7
+
+
+class Conflict(KizunaError):
+    """The request clashes with what is already recorded (a reused id or key)."""
+
+    exit_code = 8
+
+
+class Unauthorized(KizunaError):
+    """No API key, or one Kizuna does not know; send ``Authorization: Bearer <key>``."""
+
+    exit_code = 9
+
+
+class Forbidden(KizunaError):
+    """The API key is valid but its scope does not allow this call."""
+
+    exit_code = 10

@@ -1,6 +1,40 @@
-"""Tables of the dashboard: users, their roles and sessions.
+"""Tables of the dashboard: its users and the audit log of what they did.
 
 Defined on the shared :data:`kizuna.store.tables.metadata`; migration 0004.
+Passwords are kept only as scrypt hashes (see :mod:`kizuna.services.users`).
 """
 
 from __future__ import annotations
+
+import sqlalchemy as sa
+
+from kizuna.store.tables import Id, metadata
+from kizuna.store.types import JSONDoc, UTCDateTime
+
+#: The roles a dashboard user can have, from most to least powerful.
+ROLES: tuple[str, ...] = ("admin", "marketer", "analyst")
+
+dashboard_users = sa.Table(
+    "dashboard_users",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(64), nullable=False, unique=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("last_login_at", UTCDateTime),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.CheckConstraint("role IN ('admin', 'marketer', 'analyst')", name="role"),
+)
+
+#: What dashboard users did that someone may need to account for later:
+#: exports (without the personal data they contained), imports, logins.
+dashboard_audit = sa.Table(
+    "dashboard_audit",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("username", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("detail", JSONDoc, nullable=False),
+)
