@@ -479,9 +479,10 @@ def summary() -> None:
 
 
 # Feature areas register their own commands (kept in their own modules).
-from kizuna import cli_analytics, cli_programme, cli_web  # noqa: E402
+from kizuna import cli_analytics, cli_automation, cli_programme, cli_web  # noqa: E402
 
 cli_analytics.register(app)
+cli_automation.register(app)
 cli_programme.register(app)
 cli_web.register(app)
 

@@ -335,4 +335,9 @@ SOFT_REFERENCES: tuple[tuple[str, str, str], ...] = (
 
 # Feature areas define their tables in their own modules on the same metadata;
 # importing them here makes ``metadata`` complete for Alembic and tests.
-from kizuna.store import programme_tables, scoring_tables, web_tables  # noqa: E402, F401
+from kizuna.store import (  # noqa: E402, F401
+    automation_tables,
+    programme_tables,
+    scoring_tables,
+    web_tables,
+)
