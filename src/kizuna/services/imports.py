@@ -67,11 +67,32 @@ def handle(cmd: ImportFiles, uow: UnitOfWork, progress: Progress | None = None) 
         else:
             uow.commit()
             report.committed = True
+            _refresh_statistics(
+                uow, [get_kind(k).table for k, s in report.stats.items() if s.inserted or s.updated]
+            )
     if cmd.report_dir is not None and (report.problems or report.committed):
         report.write(cmd.report_dir / "report.csv")
     if not report.committed:
         raise ImportRejected(report.summary_line(), report)
     return report
+
+
+def _refresh_statistics(uow: UnitOfWork, changed: list[str]) -> None:
+    """Let the query planner see the new rows at once.
+
+    Without fresh statistics PostgreSQL planned a customer's timeline as a
+    sort of the whole events table (40 ms instead of 0.1 ms) until autovacuum
+    caught up; SQLite's ``PRAGMA optimize`` does the same job cheaply.
+    """
+    if not changed:
+        return
+    quote = uow.conn.dialect.identifier_preparer.quote
+    if uow.dialect == "postgresql":
+        for name in changed:
+            uow.conn.exec_driver_sql(f"ANALYZE {quote(tables.metadata.tables[name].name)}")
+    elif uow.dialect == "sqlite":
+        uow.conn.exec_driver_sql("PRAGMA optimize")
+    uow.commit()
 
 
 def _start_run(conn: sa.Connection, kind: str, paths: Sequence[Path], started: datetime) -> int:
