@@ -85,6 +85,32 @@ def _secret(value: str) -> Secret:
     return Secret(value)
 
 
+def _smtp_tls(value: str) -> str:
+    if value not in ("none", "starttls", "ssl"):
+        raise ValueError(f"must be none, starttls or ssl, got {value!r}")
+    return value
+
+
+def _frequency_cap(value: str) -> str:
+    if value:
+        count, _, days = str(value).partition("/")
+        if not (count.isdigit() and days.isdigit() and int(count) > 0 and int(days) > 0):
+            raise ValueError(f"expected N/DAYS such as 3/7, got {value!r}")
+    return str(value)
+
+
+def _quiet_hours(value: str) -> str:
+    if value:
+        from datetime import time
+
+        start, _, end = str(value).partition("-")
+        try:
+            time.fromisoformat(start), time.fromisoformat(end)
+        except ValueError:
+            raise ValueError(f"expected HH:MM-HH:MM such as 21:00-09:00, got {value!r}") from None
+    return str(value)
+
+
 @dataclass(frozen=True)
 class Setting:
     """One documented setting: its name, default and why you would change it."""
@@ -207,6 +233,38 @@ SETTINGS: tuple[Setting, ...] = (
         "Annual discount rate applied to future value in the CLV (0.1 = 10%).",
         float,
     ),
+    Setting("smtp_host", "127.0.0.1", "SMTP server that journeys send email through."),
+    Setting(
+        "smtp_port", 25, "Port of the SMTP server (587 for STARTTLS, 465 for TLS).", _positive_int
+    ),
+    Setting("smtp_user", "", "SMTP login; empty sends without authentication."),
+    Setting("smtp_password", "", "SMTP password; never printed.", _secret),
+    Setting(
+        "smtp_tls",
+        "none",
+        "Encryption to the SMTP server: none, starttls or ssl.",
+        _smtp_tls,
+    ),
+    Setting("email_from", "Kizuna <kizuna@localhost>", "From address of journey emails."),
+    Setting(
+        "public_url",
+        "http://127.0.0.1:8080",
+        "Public base URL of this Kizuna; unsubscribe links in emails point here.",
+    ),
+    Setting(
+        "frequency_cap",
+        "",
+        "Marketing messages per customer per period across all journeys, as N/DAYS "
+        "(3/7 = at most 3 in 7 days); empty means no cap. Transactional messages bypass it.",
+        _frequency_cap,
+    ),
+    Setting(
+        "quiet_hours",
+        "",
+        "Local hours in which no marketing message is sent, as HH:MM-HH:MM "
+        "(21:00-09:00); messages wait until the end instead of being dropped.",
+        _quiet_hours,
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -233,6 +291,15 @@ class Settings:
     churn_window_days: int = 90
     clv_horizon_months: int = 12
     clv_discount_rate: float = 0.1
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_tls: str = "none"
+    email_from: str = "Kizuna <kizuna@localhost>"
+    public_url: str = "http://127.0.0.1:8080"
+    frequency_cap: str = ""
+    quiet_hours: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

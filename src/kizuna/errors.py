@@ -76,3 +76,20 @@ class Forbidden(KizunaError):
     """The API key is valid but its scope does not allow this call."""
 
     exit_code = 10
+
+
+class SegmentError(ValidationError):
+    """A segment rule is invalid; ``path`` points at the bad node (``/rule/and/1/value``)."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(f"segment rule {path}: {message}")
+        self.path = path
+        self.reason = message
+
+
+class JourneyError(ValidationError):
+    """A journey definition or action is invalid, or an action is not available yet."""
+
+
+class TemplateError(ValidationError):
+    """A message template failed to render or tried to escape its sandbox."""

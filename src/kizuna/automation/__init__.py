@@ -1,0 +1,1 @@
+"""Marketing automation: segment evaluation, journeys, the worker and channels."""

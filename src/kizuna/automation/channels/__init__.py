@@ -1,0 +1,1 @@
+"""Delivery channels (email, webhook); LINE or SMS plug in the same way."""

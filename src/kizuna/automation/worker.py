@@ -1,0 +1,124 @@
+"""The worker loop behind ``kizuna worker``: enrol, claim, process, repeat.
+
+Any number of workers may run against PostgreSQL; on SQLite they take turns
+at the single writer. Stopping with SIGTERM/Ctrl+C finishes the current run
+first; SIGKILL is also safe, since unfinished leases simply expire.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+
+import sqlalchemy as sa
+
+from kizuna.automation.runner import LEASE, Runner, claim
+from kizuna.bootstrap import Context
+from kizuna.services import journeys, segments
+from kizuna.services.uow import UnitOfWork
+
+
+@dataclass
+class WorkerStats:
+    claimed: int = 0
+    enrolled: int = 0
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+
+
+def run_worker(
+    ctx: Context,
+    *,
+    worker_id: str | None = None,
+    once: bool = False,
+    batch: int = 100,
+    poll_seconds: float = 5.0,
+    enroll_every_seconds: float = 60.0,
+    refresh_segments_every_seconds: float | None = 3600.0,
+    clock: Callable[[], datetime] | None = None,
+    lease: timedelta = LEASE,
+    progress: Callable[[WorkerStats], None] | None = None,
+) -> WorkerStats:
+    """Run due journey steps until stopped (or, with ``once``, until nothing is due)."""
+    now = clock or (lambda: datetime.now(UTC))
+    worker = worker_id or default_worker_id()
+    runner = Runner(ctx.engine, ctx.settings, worker, now)
+    stats = WorkerStats()
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    last_enroll = last_refresh = float("-inf")
+    try:
+        while not stopping:
+            # Scheduled refresh: the entries and exits it records trigger journeys
+            # in the enrolment right below. Concurrent workers serialise on the
+            # segment row, and a repeat refresh records nothing new.
+            refresh_due = refresh_segments_every_seconds is not None and (
+                _time.monotonic() - last_refresh >= refresh_segments_every_seconds
+            )
+            if refresh_due and _busy_tolerant(ctx, lambda: _refresh(ctx, now())) is not None:
+                last_refresh = _time.monotonic()
+            if _time.monotonic() - last_enroll >= enroll_every_seconds:
+                enrolled = _busy_tolerant(ctx, lambda: _enroll(ctx, now()))
+                if enrolled is not None:
+                    stats.enrolled += enrolled
+                    last_enroll = _time.monotonic()
+            ids = claim(ctx.engine, worker, now(), batch, lease)
+            stats.claimed += len(ids)
+            for run_id in ids:
+                if stopping:
+                    break
+                runner.process(run_id)
+            if progress is not None and ids:
+                progress(stats)
+            if not ids:
+                if once:
+                    break
+                _time.sleep(poll_seconds)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for action_name in ("email",):
+            from kizuna.automation.actions import ACTIONS
+
+            sender = getattr(ACTIONS.get(action_name), "sender", None)
+            if sender is not None:
+                sender.close()
+    return stats
+
+
+def _refresh(ctx: Context, now: datetime) -> int:
+    return len(segments.refresh_all(UnitOfWork(ctx.engine, ctx.settings), "schedule", now))
+
+
+def _enroll(ctx: Context, now: datetime) -> int:
+    return journeys.enroll_all(UnitOfWork(ctx.engine, ctx.settings), now)
+
+
+def _busy_tolerant(ctx: Context, job: Callable[[], int]) -> int | None:
+    """Run ``job``; on SQLite, a clash with another writer means "next round" (None).
+
+    Enrolment and refresh read, then write, in one transaction; SQLite refuses
+    such a transaction outright if another process wrote in between. Both are
+    idempotent, so trying again on the next loop is safe.
+    """
+    try:
+        return job()
+    except sa.exc.OperationalError as exc:
+        if ctx.engine.dialect.name != "sqlite" or "locked" not in str(exc):
+            raise
+        return None
+
+
+__all__ = ["LEASE", "WorkerStats", "run_worker"]
