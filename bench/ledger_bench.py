@@ -1,0 +1,289 @@
+"""Ledger benchmark: earn calls over HTTP against uvicorn, on PostgreSQL and SQLite.
+
+A load generator on loopback keeps ``--concurrency`` connections busy sending
+``POST /v1/orders`` (each with its own Idempotency-Key, one random member out
+of ``--members``) for ``--seconds``, and prints throughput and p50/p99
+latency. In the same run, ``pgbench`` runs a one-row-insert transaction
+against the same PostgreSQL as the reference for what the database alone
+can do. Goal: >= 1,000 earn calls/s at p99 < 50 ms on PostgreSQL. The batch
+endpoint (``POST /v1/orders:batch``) is timed too: goal >= 20,000 order
+lines/s.
+
+    python bench/ledger_bench.py                 # full run
+    python bench/ledger_bench.py --smoke         # tiny, for CI
+
+PostgreSQL runs when ``KIZUNA_BENCH_POSTGRES_URL`` or ``KIZUNA_TEST_POSTGRES_URL``
+is set (the database is wiped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.api.server import Server  # noqa: E402
+
+from kizuna.api.auth import create_key  # noqa: E402
+from kizuna.bootstrap import Context  # noqa: E402
+from kizuna.services.uow import UnitOfWork  # noqa: E402
+from kizuna.services.workspace import init_workspace  # noqa: E402
+from kizuna.store import tables as t  # noqa: E402
+
+
+def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str]:
+    if url:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+        engine.dispose()
+    ctx = init_workspace(folder, database_url=url) if url else init_workspace(folder)
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            sa.insert(t.customers),
+            [
+                {"external_id": f"M{i:07d}", "signup_at": datetime(2025, 1, 1, tzinfo=UTC)}
+                for i in range(members)
+            ],
+        )
+    with UnitOfWork(ctx.engine, ctx.settings) as uow:
+        key = create_key(uow, "admin", "bench")
+        uow.commit()
+    return ctx, key
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
+    writer.write(raw)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    m = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    if m:
+        await reader.readexactly(int(m.group(1)))
+    return status
+
+
+def _earn_request(host: str, key: str, members: int, order_no: str, lines: int = 3) -> bytes:
+    body = json.dumps(
+        {
+            "order_id": order_no,
+            "member_id": f"M{random.randrange(members):07d}",
+            "lines": [{"amount": random.randrange(100, 20000)} for _ in range(lines)],
+        }
+    ).encode()
+    return (
+        f"POST /v1/orders HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        f"Idempotency-Key: {uuid.uuid4().hex}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def load(
+    port: int, key: str, members: int, seconds: float, concurrency: int, tag: str
+) -> dict[str, float]:
+    """Closed-loop load: each connection sends its next call when the last one answers."""
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+    counter = 0
+
+    async def conn_loop(n: int) -> None:
+        nonlocal errors, counter
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while time.perf_counter() < deadline:
+            counter += 1
+            raw = _earn_request(f"127.0.0.1:{port}", key, members, f"{tag}-{n}-{counter}")
+            start = time.perf_counter()
+            status = await _request(reader, writer, raw)
+            latencies.append(time.perf_counter() - start)
+            if status != 201:
+                errors += 1
+        writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(conn_loop(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "calls": n,
+        "errors": errors,
+        "per_s": n / elapsed,
+        "p50_ms": latencies[n // 2] * 1000 if n else 0,
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0,
+    }
+
+
+def batch(port: int, key: str, members: int, orders: int, lines: int) -> dict[str, float]:
+    import httpx
+
+    payload = {
+        "orders": [
+            {
+                "order_id": f"B{i:08d}",
+                "member_id": f"M{random.randrange(members):07d}",
+                "lines": [{"amount": random.randrange(100, 20000)} for _ in range(lines)],
+            }
+            for i in range(orders)
+        ]
+    }
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": uuid.uuid4().hex}
+    start = time.perf_counter()
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/v1/orders:batch", json=payload, headers=headers, timeout=600
+    )
+    elapsed = time.perf_counter() - start
+    if r.status_code != 201:
+        raise SystemExit(f"batch failed: {r.status_code} {r.text[:500]}")
+    return {
+        "orders": orders,
+        "lines": orders * lines,
+        "seconds": elapsed,
+        "lines_per_s": orders * lines / elapsed,
+    }
+
+
+def pgbench_path() -> str | None:
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    try:
+        bindir = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if os.path.exists(f"{bindir}/pgbench"):
+            return f"{bindir}/pgbench"
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"))
+    return candidates[-1] if candidates else None
+
+
+def pgbench(url: str, seconds: int, clients: int) -> dict[str, float] | None:
+    exe = pgbench_path()
+    if exe is None:
+        print("pgbench not found; skipping the reference")
+        return None
+    u = sa.engine.make_url(url)
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS bench_reference"))
+        conn.execute(
+            sa.text(
+                "CREATE TABLE bench_reference (id bigserial PRIMARY KEY, customer_id bigint, points bigint, at timestamptz)"
+            )
+        )
+    engine.dispose()
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as fh:
+        fh.write("\\set c random(1, 100000)\n")
+        fh.write("INSERT INTO bench_reference (customer_id, points, at) VALUES (:c, 10, now());\n")
+        script = fh.name
+    env = {**os.environ, "PGPASSWORD": u.password or ""}
+    cmd = [
+        exe,
+        "-n",
+        "-h",
+        u.host or "127.0.0.1",
+        "-p",
+        str(u.port or 5432),
+        "-U",
+        u.username or "postgres",
+        "-c",
+        str(clients),
+        "-j",
+        "2",
+        "-T",
+        str(seconds),
+        "-f",
+        script,
+        "-r",
+        u.database or "postgres",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    os.unlink(script)
+    if out.returncode != 0:
+        print(f"pgbench failed: {out.stderr.strip()}")
+        return None
+    tps = float(re.search(r"tps = ([\d.]+)", out.stdout).group(1))  # type: ignore[union-attr]
+    lat = float(re.search(r"latency average = ([\d.]+) ms", out.stdout).group(1))  # type: ignore[union-attr]
+    return {"tps": tps, "latency_avg_ms": lat}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for PostgreSQL")
+    parser.add_argument("--batch-orders", type=int, default=20_000)
+    parser.add_argument("--batch-lines", type=int, default=5)
+    args = parser.parse_args()
+    if args.smoke:
+        args.seconds, args.members, args.concurrency, args.batch_orders = 1.0, 50, 4, 200
+    pg = os.environ.get("KIZUNA_BENCH_POSTGRES_URL") or os.environ.get("KIZUNA_TEST_POSTGRES_URL")
+    backends = [("PostgreSQL", pg, args.workers)] if pg else []
+    backends.append(("SQLite", None, 1))
+    for name, url, workers in backends:
+        with tempfile.TemporaryDirectory() as tmp:
+            ctx, key = setup(Path(tmp) / "ws", url, args.members)
+            server = Server(ctx.settings.workspace, workers=workers)
+            server.start()
+            try:
+                asyncio.run(
+                    load(
+                        server.port,
+                        key,
+                        args.members,
+                        min(args.seconds, 1.0),
+                        args.concurrency,
+                        "warm",
+                    )
+                )
+                r = asyncio.run(
+                    load(server.port, key, args.members, args.seconds, args.concurrency, "run")
+                )
+                print(
+                    f"{name:10s} earn over HTTP ({workers} worker(s), {args.concurrency} connections): "
+                    f"{r['per_s']:,.0f} calls/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
+                    f"({r['calls']:,} calls, {r['errors']} errors)"
+                )
+                b = batch(server.port, key, args.members, args.batch_orders, args.batch_lines)
+                print(
+                    f"{name:10s} batch: {b['lines']:,} order lines in {b['seconds']:.2f} s = {b['lines_per_s']:,.0f} lines/s"
+                )
+                if r["errors"]:
+                    raise SystemExit(f"{r['errors']} earn calls failed")
+            finally:
+                server.stop()
+                ctx.dispose()
+        if url:
+            ref = pgbench(url, 2 if args.smoke else int(args.seconds), args.concurrency)
+            if ref:
+                print(
+                    f"{'pgbench':10s} one-row INSERT per transaction, {args.concurrency} clients: "
+                    f"{ref['tps']:,.0f} tx/s  avg latency {ref['latency_avg_ms']:.2f} ms  "
+                    f"(earn/pgbench = {r['per_s'] / ref['tps']:.2f})"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""The real-time HTTP API (``/v1``) for shops, POS and back-office tools.
+
+:func:`create_app` builds the app around one :class:`~kizuna.bootstrap.Context`;
+``kizuna serve`` runs it with uvicorn. The OpenAPI document is at
+``/openapi.json`` and the interactive docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import FastAPI
+
+from kizuna.bootstrap import Context, open_context
+
+
+def create_app(ctx: Context) -> FastAPI:
+    from kizuna.api import coupons, errors, members, orders, programme, redemptions, rewards
+
+    app = FastAPI(
+        title="Kizuna loyalty API",
+        version="1",
+        description="Earn, redeem and refund points in real time. Every mutating call takes an "
+        "`Idempotency-Key` header; a retry with the same key returns the first result.",
+    )
+    app.state.ctx = ctx
+    errors.install(app)
+    for module in (orders, members, redemptions, coupons, rewards, programme):
+        app.include_router(module.router, prefix="/v1")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory kizuna.api:app_from_env`` (one per worker process)."""
+    return create_app(open_context(os.environ.get("KIZUNA_WORKSPACE")))

@@ -1,0 +1,152 @@
+"""/v1/orders and /v1/quotes: earn for a purchase, preview it, refund it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from kizuna.api.deps import CtxDep, IdemDep, allow, run
+from kizuna.services.programme import batch, orders
+
+router = APIRouter(tags=["orders"])
+StrictInt = Annotated[int, Field(strict=True)]
+
+
+class LineIn(BaseModel):
+    line_no: StrictInt | None = Field(
+        None, description="Line number; defaults to the position, from 1."
+    )
+    amount: StrictInt = Field(
+        description="Line amount in minor units (yen for JPY, cents for USD), after discounts."
+    )
+    quantity: StrictInt = 1
+    product_id: str | None = Field(
+        None, max_length=128, description="Your product id; its category comes from the catalogue."
+    )
+    category_id: str | None = Field(None, max_length=128)
+
+
+class OrderIn(BaseModel):
+    order_id: str = Field(min_length=1, max_length=128)
+    member_id: str = Field(min_length=1, max_length=128)
+    lines: list[LineIn] = Field(min_length=1)
+    ordered_at: datetime | None = Field(None, description="With a timezone offset; default: now.")
+    currency: str | None = Field(None, max_length=3)
+    coupon_code: str | None = Field(None, max_length=64)
+    channel: str | None = Field(None, max_length=16)
+    store: str | None = Field(None, max_length=100)
+
+
+class QuoteIn(BaseModel):
+    member_id: str | None = Field(None, max_length=128)
+    lines: list[LineIn] = Field(min_length=1)
+    ordered_at: datetime | None = None
+    currency: str | None = Field(None, max_length=3)
+
+
+class RefundLineIn(BaseModel):
+    line_no: StrictInt
+    amount: StrictInt = Field(description="Refunded amount of the line in minor units.")
+
+
+class RefundIn(BaseModel):
+    refund_id: str = Field(min_length=1, max_length=128)
+    lines: list[RefundLineIn] | None = Field(None, description="Omit to refund the whole order.")
+    reason: str = Field("refund", max_length=200)
+
+
+def _lines(lines: list[LineIn]) -> tuple[orders.OrderLine, ...]:
+    return tuple(
+        orders.OrderLine(
+            x.line_no if x.line_no is not None else i,
+            x.amount,
+            x.quantity,
+            x.product_id,
+            x.category_id,
+        )
+        for i, x in enumerate(lines, start=1)
+    )
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    dependencies=[allow("earn")],
+    summary="Record an order and earn its points",
+)
+def record_order(body: OrderIn, idem: IdemDep, ctx: CtxDep) -> JSONResponse:
+    cmd = orders.RecordOrder(
+        body.order_id,
+        body.member_id,
+        _lines(body.lines),
+        body.ordered_at,
+        body.currency,
+        body.coupon_code,
+        body.channel,
+        body.store,
+        idem,
+    )
+    status, result = run(ctx, lambda uow: orders.record_order(uow, cmd))
+    return JSONResponse(result, status_code=status)
+
+
+@router.post(
+    "/quotes",
+    dependencies=[allow("quote")],
+    summary="What an order would earn, and why (writes nothing)",
+)
+def quote(body: QuoteIn, ctx: CtxDep) -> JSONResponse:
+    cmd = orders.RecordOrder(
+        "quote", body.member_id or "", _lines(body.lines), body.ordered_at, body.currency
+    )
+    return JSONResponse(run(ctx, lambda uow: orders.quote(uow, cmd)))
+
+
+@router.post(
+    "/orders/{order_id}/refunds",
+    status_code=201,
+    dependencies=[allow("refund")],
+    summary="Refund or return lines of an order",
+)
+def refund(
+    order_id: str,
+    body: RefundIn,
+    idem: IdemDep,
+    ctx: CtxDep,
+) -> JSONResponse:
+    lines = tuple((x.line_no, x.amount) for x in body.lines) if body.lines is not None else None
+    cmd = orders.RefundOrder(order_id, body.refund_id, lines, idem, body.reason)
+    status, result = run(ctx, lambda uow: orders.refund(uow, cmd))
+    return JSONResponse(result, status_code=status)
+
+
+class BatchIn(BaseModel):
+    orders: list[OrderIn] = Field(min_length=1, max_length=100_000)
+
+
+@router.post(
+    "/orders:batch",
+    status_code=201,
+    dependencies=[allow("batch")],
+    summary="Back-office load: earn for many orders in one transaction (all or nothing)",
+)
+def record_orders(body: BatchIn, idem: IdemDep, ctx: CtxDep) -> JSONResponse:
+    cmds = [
+        orders.RecordOrder(
+            o.order_id,
+            o.member_id,
+            _lines(o.lines),
+            o.ordered_at,
+            o.currency,
+            o.coupon_code,
+            o.channel,
+            o.store,
+        )
+        for o in body.orders
+    ]
+    status, result = run(ctx, lambda uow: batch.record_orders(uow, cmds, idem))
+    return JSONResponse(result, status_code=status)

@@ -1,0 +1,186 @@
+"""One member's view: the locked book for writers, summaries and the explained ledger for readers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from kizuna.domain import schedule
+from kizuna.domain.ledger import Balance, Book
+from kizuna.domain.tiers import progress
+from kizuna.services.programme import config
+from kizuna.services.programme.store import (
+    Account,
+    customer_id_of,
+    load_book,
+    lock_account,
+    lock_member,
+    read_account,
+)
+from kizuna.services.uow import UnitOfWork
+from kizuna.store import programme_tables as pt
+
+#: "Expiring soon" means within this many days unless the caller asks otherwise.
+EXPIRING_SOON_DAYS = 30
+MAX_PAGE = 500
+
+
+@dataclass
+class Opened:
+    """A member's account, locked, with the book brought up to ``now``."""
+
+    account: Account
+    book: Book
+    active: config.ActiveProgramme
+
+
+def open_member(
+    uow: UnitOfWork,
+    customer_id: int | None,
+    external_id: str,
+    now: datetime,
+    *,
+    lot_ids: tuple[int, ...] = (),
+    hold_refs: tuple[str, ...] = (),
+) -> Opened:
+    """Lock, load, and apply any release or expiry that fell due since the last write.
+
+    Applying them here means a member never sees, nor spends, points whose
+    status changed while the scheduled job had not run yet.
+    """
+    if customer_id is None:
+        account = lock_member(uow, external_id, now)
+    else:
+        account = lock_account(uow, customer_id, external_id, now)
+    active = config.active_programme(uow)
+    book = load_book(
+        uow, account, active.programme.negative_policy, lot_ids=lot_ids, hold_refs=hold_refs
+    )
+    book.release(now)
+    book.expire(now)
+    deadline = schedule.inactivity_deadline(
+        active.programme, account.last_activity_at or account.member_since
+    )
+    if deadline is not None and deadline <= now:
+        book.expire(now, every_lot=True, reason="no activity for the inactivity period")
+    return Opened(account, book, active)
+
+
+def balance_dict(b: Balance) -> dict[str, int]:
+    return {"available": b.available, "pending": b.pending, "reserved": b.reserved, "owed": b.debt}
+
+
+_e = pt.ledger_entries.c
+_WINDOW = (
+    _e.customer_id == sa.bindparam("cid"),
+    _e.at >= sa.bindparam("start"),
+    _e.at < sa.bindparam("end"),
+)
+_QUALIFYING = {
+    "spend": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_spend), 0)).where(*_WINDOW),
+    "orders": sa.select(sa.func.count()).where(
+        *_WINDOW, _e.kind == "earn", _e.qualifying_spend > 0
+    ),
+    "points": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_points), 0)).where(*_WINDOW),
+}
+
+
+def qualifying(
+    uow: UnitOfWork, customer_id: int, basis: str, start: datetime, end: datetime
+) -> int:
+    """Qualifying points, spend or orders in [start, end): kept apart from spendable points."""
+    params = {"cid": customer_id, "start": start, "end": end}
+    return int(uow.conn.execute(_QUALIFYING[basis], params).scalar_one())
+
+
+def summary(
+    uow: UnitOfWork, member: str, now: datetime | None = None, soon_days: int = EXPIRING_SOON_DAYS
+) -> dict[str, Any]:
+    """Available, pending, expiring soon, tier and progress: what a member page shows."""
+    now = now or datetime.now(UTC)
+    customer_id = customer_id_of(uow, member)
+    active = config.active_programme(uow)
+    programme = active.programme
+    account = read_account(uow, customer_id, member)
+    if account is None:
+        return {
+            "member_id": member,
+            "balance": balance_dict(Balance()),
+            "expiring_soon": [],
+            "tier": None,
+            "progress": None,
+            "point_name": programme.point_name,
+        }
+    book = load_book(uow, account, programme.negative_policy)
+    book.release(now)
+    book.expire(now)
+    horizon = now + timedelta(days=soon_days)
+    soon = [
+        {"points": lot.remaining, "expires_at": lot.expires_at.isoformat(), "source": lot.source}
+        for lot in sorted(book.lots, key=lambda x: x.sort_key())
+        if lot.state in ("pending", "available")
+        and lot.remaining > 0
+        and lot.expires_at is not None
+        and lot.expires_at <= horizon
+    ]
+    start, end = schedule.tier_window(programme, now, account.member_since)
+    q = qualifying(uow, customer_id, programme.tier_basis, start, end)
+    p = progress(programme, account.tier, q)
+    return {
+        "member_id": member,
+        "point_name": programme.point_name,
+        "balance": balance_dict(book.balance),
+        "expiring_soon": soon,
+        "tier": account.tier,
+        "progress": {
+            "basis": programme.tier_basis,
+            "qualifying": p.qualifying,
+            "next_tier": p.next_tier,
+            "needed": p.needed,
+            "benefits": list(p.benefits),
+            "window_start": start.isoformat(),
+        },
+    }
+
+
+def ledger_page(
+    uow: UnitOfWork, member: str, *, limit: int = 50, before: int | None = None
+) -> dict[str, Any]:
+    """Newest-first entries with their explanations; ``next`` pages further back."""
+    if not 1 <= limit <= MAX_PAGE:
+        from kizuna.errors import ValidationError
+
+        raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
+    customer_id = customer_id_of(uow, member)
+    e = pt.ledger_entries.c
+    q = sa.select(pt.ledger_entries).where(e.customer_id == customer_id)
+    if before is not None:
+        q = q.where(e.id < before)
+    rows = list(uow.conn.execute(q.order_by(e.id.desc()).limit(limit + 1)))
+    items = [
+        {
+            "id": r.id,
+            "at": r.at.isoformat(),
+            "kind": r.kind,
+            "lot_id": r.lot_id,
+            "pending": r.pending,
+            "available": r.available,
+            "reserved": r.reserved,
+            "owed": r.debt,
+            "qualifying_points": r.qualifying_points,
+            "qualifying_spend": r.qualifying_spend,
+            "reason": r.reason,
+            "source": r.source,
+            "actor": r.actor,
+            "programme_version": r.programme_version_id,
+        }
+        for r in rows[:limit]
+    ]
+    return {
+        "member_id": member,
+        "items": items,
+        "next_before": rows[limit - 1].id if len(rows) > limit else None,
+    }
