@@ -164,7 +164,7 @@ def worker_processes(ctx: Context, port: int, count: int) -> float:
             [
                 sys.executable,
                 "-m",
-                "kizuna.cli",
+                "kizuna",
                 "-w",
                 str(ctx.settings.workspace),
                 "worker",

@@ -16,7 +16,7 @@ def kizuna(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproce
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}
     full_env.update({"COLUMNS": "200", "NO_COLOR": "1"})
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "kizuna.cli", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "kizuna", *args], cwd=cwd, env=full_env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -478,6 +478,55 @@ def summary() -> None:
     render_summary(workspace_summary(ctx.engine, ctx.settings), console, ctx.settings)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(help="Web processes (PostgreSQL: about one per core).")
+    ] = 1,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the dashboard at / beside the API.")
+    ] = True,
+    worker: Annotated[
+        bool | None,
+        typer.Option(
+            help="Run the journey worker inside this process (default: on for SQLite, off for "
+            "PostgreSQL, where `kizuna worker` runs on its own)."
+        ),
+    ] = None,
+) -> None:
+    """Serve the HTTP API (/v1, docs at /docs), the dashboard (/) and, on the embedded
+    default, the journey worker — everything in one process."""
+    import os
+
+    import uvicorn
+
+    ctx = _ctx()
+    ctx.require_current_schema()
+    in_process_worker = ctx.settings.is_sqlite if worker is None else worker
+    if workers > 1 and ctx.settings.is_sqlite:
+        console.print("note: SQLite serialises writers; extra processes add little")
+    os.environ["KIZUNA_WORKSPACE"] = str(ctx.settings.workspace)
+    os.environ["KIZUNA_DATABASE_URL"] = ctx.settings.database_url
+    os.environ["KIZUNA_SERVE_DASHBOARD"] = "1" if dashboard else "0"
+    os.environ["KIZUNA_SERVE_WORKER"] = "1" if in_process_worker else "0"
+    parts = ["API /v1 (docs /docs)"] + (["dashboard /"] if dashboard else [])
+    parts += ["journey worker"] if in_process_worker else []
+    console.print(
+        f"Kizuna on [bold]http://{host}:{port}/[/bold]: {', '.join(parts)} (Ctrl+C to stop)"
+    )
+    uvicorn.run(
+        "kizuna.api:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        server_header=False,
+    )
+
+
 # Feature areas register their own commands (kept in their own modules).
 from kizuna import cli_analytics, cli_automation, cli_programme, cli_web  # noqa: E402
 
@@ -487,4 +536,8 @@ cli_programme.register(app)
 cli_web.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
-    run()
+    # Run the copy imported as ``kizuna.cli``, not this ``__main__`` copy, so
+    # that feature modules importing ``kizuna.cli`` see the parsed options.
+    from kizuna.cli import run as _run
+
+    _run()

@@ -1,4 +1,4 @@
-"""CLI commands of the loyalty programme engine (program, points, coupons, member, api-key, serve)."""
+"""CLI commands of the loyalty programme engine (program, points, coupons, member, api-key)."""
 
 from __future__ import annotations
 
@@ -333,40 +333,6 @@ def key_revoke(
     console.print("revoked" if found else f"no key with prefix {prefix}")
 
 
-def serve(
-    c: typer.Context,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    workers: Annotated[
-        int, typer.Option(help="Worker processes (PostgreSQL: about one per core).")
-    ] = 1,
-) -> None:
-    """Serve the HTTP API (/v1, OpenAPI at /docs) with uvicorn until stopped."""
-    import os
-
-    import uvicorn
-
-    from kizuna.cli import console
-
-    ctx = _ctx(c)
-    if workers > 1 and ctx.settings.is_sqlite:
-        console.print("note: SQLite serialises writers; extra workers add little")
-    os.environ["KIZUNA_WORKSPACE"] = str(ctx.settings.workspace)
-    os.environ["KIZUNA_DATABASE_URL"] = ctx.settings.database_url
-    console.print(
-        f"Kizuna API on [bold]http://{host}:{port}/v1[/bold], docs at /docs (Ctrl+C to stop)"
-    )
-    uvicorn.run(
-        "kizuna.api:app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        server_header=False,
-    )
-
-
 def register(app: typer.Typer) -> None:
     """Add the programme commands to the main ``kizuna`` app."""
     app.add_typer(program_app, name="program")
@@ -374,4 +340,3 @@ def register(app: typer.Typer) -> None:
     app.add_typer(coupons_app, name="coupons")
     app.add_typer(member_app, name="member")
     app.add_typer(key_app, name="api-key")
-    app.command("serve")(serve)

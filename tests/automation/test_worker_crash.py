@@ -54,7 +54,7 @@ def start_worker(ctx: Context, port: int, name: str) -> subprocess.Popen[str]:
     env.update({"KIZUNA_SMTP_PORT": str(port), "KIZUNA_DATABASE_URL": ctx.settings.database_url,
                 "NO_COLOR": "1"})  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, "-m", "kizuna.cli", "-w", str(ctx.settings.workspace), "worker", "--once",
+        [sys.executable, "-m", "kizuna", "-w", str(ctx.settings.workspace), "worker", "--once",
          "--batch", "10", "--lease-seconds", "2", "--id", name],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

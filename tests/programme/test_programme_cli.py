@@ -96,7 +96,7 @@ def test_a_debit_beyond_the_balance_is_refused_with_an_exit_code(sqlite_workspac
         [
             sys.executable,
             "-m",
-            "kizuna.cli",
+            "kizuna",
             "-w",
             str(sqlite_workspace.settings.workspace),
             "points",

@@ -36,5 +36,43 @@ def create_app(ctx: Context) -> FastAPI:
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory kizuna.api:app_from_env`` (one per worker process)."""
-    return create_app(open_context(os.environ.get("KIZUNA_WORKSPACE")))
+    """Factory for ``uvicorn --factory kizuna.api:app_from_env`` (one per worker process).
+
+    ``kizuna serve`` sets ``KIZUNA_SERVE_DASHBOARD`` (mount the dashboard at
+    ``/``) and ``KIZUNA_SERVE_WORKER`` (run the journey worker in a thread of
+    this process — the embedded default needs no second process).
+    """
+    ctx = open_context(os.environ.get("KIZUNA_WORKSPACE"))
+    app = create_app(ctx)
+    if os.environ.get("KIZUNA_SERVE_DASHBOARD", "1") == "1":
+        from kizuna.web import mount
+
+        mount(app, ctx)
+    if os.environ.get("KIZUNA_SERVE_WORKER") == "1":
+        _run_worker_in_background(app, ctx)
+    return app
+
+
+def _run_worker_in_background(app: FastAPI, ctx: Context) -> None:
+    """Start the journey worker with the app and stop it cleanly with the app."""
+    import threading
+
+    from kizuna.automation.worker import run_worker
+
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=run_worker,
+        args=(ctx,),
+        kwargs={"stop_event": stop, "poll_seconds": 2.0},
+        name="kizuna-worker",
+        daemon=True,
+    )
+
+    @app.on_event("startup")
+    def _start() -> None:
+        thread.start()
+
+    @app.on_event("shutdown")
+    def _stop() -> None:
+        stop.set()
+        thread.join(timeout=30)

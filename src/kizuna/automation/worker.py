@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +47,13 @@ def run_worker(
     clock: Callable[[], datetime] | None = None,
     lease: timedelta = LEASE,
     progress: Callable[[WorkerStats], None] | None = None,
+    stop_event: threading.Event | None = None,
 ) -> WorkerStats:
-    """Run due journey steps until stopped (or, with ``once``, until nothing is due)."""
+    """Run due journey steps until stopped (or, with ``once``, until nothing is due).
+
+    Stopped by SIGTERM when run as its own process, or by ``stop_event`` when
+    ``kizuna serve`` runs it in a thread of the web process.
+    """
     now = clock or (lambda: datetime.now(UTC))
     worker = worker_id or default_worker_id()
     runner = Runner(ctx.engine, ctx.settings, worker, now)
@@ -58,10 +64,11 @@ def run_worker(
         nonlocal stopping
         stopping = True
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
     last_enroll = last_refresh = float("-inf")
     try:
-        while not stopping:
+        while not stopping and not (stop_event is not None and stop_event.is_set()):
             # Scheduled refresh: the entries and exits it records trigger journeys
             # in the enrolment right below. Concurrent workers serialise on the
             # segment row, and a repeat refresh records nothing new.
@@ -86,9 +93,13 @@ def run_worker(
             if not ids:
                 if once:
                     break
-                _time.sleep(poll_seconds)
+                if stop_event is not None:
+                    stop_event.wait(poll_seconds)
+                else:
+                    _time.sleep(poll_seconds)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
         for action_name in ("email",):
             from kizuna.automation.actions import ACTIONS
 
