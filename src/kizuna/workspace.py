@@ -575,6 +575,96 @@ class Workspace:
                 frame[c.name] = frame[c.name].dt.tz_convert(self.timezone)
         return frame.drop(columns=_KEY)
 
+    # --- loyalty analytics ---------------------------------------------------------
+
+    def score(self, as_of: date | str | None = None) -> pd.DataFrame:
+        """Run a scoring (as ``kizuna score``), store it, and return its per-customer scores."""
+        from kizuna.services import analytics_queries, scoring
+
+        day = _parse_when(as_of, "as_of") if as_of is not None else None
+        run, _ = scoring.score(self._ctx, day if isinstance(day, date) else None)
+        return analytics_queries.scores_frame(self._ctx, run.version)
+
+    def scores(self, version: int | None = None) -> pd.DataFrame:
+        """Per-customer scores of a stored scoring run (default: the latest).
+
+        One row per buying customer: frequency, recency, tenure, spend, RFM
+        scores and segment, P(alive), expected purchases, CLV (minor units),
+        behaviour and attitude scores and the loyalty-matrix class.
+        """
+        from kizuna.services.analytics_queries import scores_frame
+
+        return scores_frame(self._ctx, version)
+
+    def rfm(self) -> pd.DataFrame:
+        """RFM segments of the latest run with their Japanese and English names."""
+        import pandas as pd
+
+        from kizuna.analytics.rfm import SEGMENTS_BY_KEY
+        from kizuna.services.analytics_queries import segment_table
+
+        frame = pd.DataFrame(segment_table(self._ctx))
+        frame.insert(1, "ja", [SEGMENTS_BY_KEY[k].ja for k in frame["segment"]])
+        frame.insert(1, "en", [SEGMENTS_BY_KEY[k].en for k in frame["segment"]])
+        return frame
+
+    def loyalty_matrix(self) -> pd.DataFrame:
+        """Customers and revenue per loyalty class (true, latent, spurious, none, unknown)."""
+        from kizuna.analytics.loyalty import CLASSES, LABELS
+
+        scores = self.scores()
+        grouped = scores.groupby("loyalty").agg(
+            customers=("customer_id", "size"), revenue=("total_amount", "sum")
+        )
+        grouped = grouped.reindex(list(CLASSES), fill_value=0)
+        grouped["share"] = grouped["customers"] / max(int(grouped["customers"].sum()), 1)
+        grouped["en"] = [LABELS[c]["en"] for c in grouped.index]
+        grouped["ja"] = [LABELS[c]["ja"] for c in grouped.index]
+        return grouped.reset_index()
+
+    def kpis(
+        self,
+        since: date | str | None = None,
+        until: date | str | None = None,
+        monthly: bool = False,
+    ) -> pd.DataFrame:
+        """NPS (± 95% margin of error), CSAT, CES, repeat rate; monthly also retention/churn."""
+        from kizuna.services.analytics_queries import kpi_frame
+
+        start = _parse_when(since, "since") if since is not None else None
+        end = _parse_when(until, "until") if until is not None else None
+        return kpi_frame(
+            self._ctx,
+            start.date() if isinstance(start, datetime) else start,
+            end.date() if isinstance(end, datetime) else end,
+            monthly,
+        )
+
+    def lifecycle(self, months: int = 12) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(customers per lifecycle stage at each month end, last month's transition matrix)."""
+        from kizuna.services.analytics_queries import lifecycle_frames
+
+        return lifecycle_frames(self._ctx, months)
+
+    def drivers(self) -> pd.DataFrame:
+        """Key drivers of NPS: effect sizes with 95% confidence intervals."""
+        from kizuna.services.analytics_queries import drivers_frame
+
+        return drivers_frame(self._ctx)
+
+    def personas(self, k: int = 6) -> pd.DataFrame:
+        """Personas of the latest run: size and a description in English and Japanese."""
+        from kizuna.analytics.personas import personas
+        from kizuna.services.analytics_queries import scores_frame
+
+        return personas(scores_frame(self._ctx), k=k).clusters
+
+    def cohorts(self, value: str = "share") -> pd.DataFrame:
+        """Cohort retention matrix (``share`` or ``customers``) by first-purchase month."""
+        from kizuna.services.analytics_queries import cohort_frame
+
+        return cohort_frame(self._ctx, value)
+
 
 #: Hidden columns: the surrogate key (the last sort key) and the fetch order.
 _KEY = "__kizuna_key"

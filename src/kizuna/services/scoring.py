@@ -1,0 +1,250 @@
+"""The scoring use case: compute every score and store it as a versioned run.
+
+``kizuna score`` calls :func:`score`; later features (segments, journeys)
+read :func:`latest_run` and the ``customer_scores`` of a run. A run is
+written in one transaction, so a failed run leaves nothing behind, and the
+run row is written last-but-one with ``status = 'complete'`` only once
+every score is in.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+
+from kizuna.analytics import engine, loyalty, scoring
+from kizuna.errors import NotFound
+from kizuna.store.scoring_tables import customer_scores, scoring_runs
+
+if TYPE_CHECKING:
+    import ibis
+
+    from kizuna.bootstrap import Context
+
+Progress = Callable[[str, str], None]
+
+#: customer_scores column <- scoring result column.
+STORED: dict[str, str] = {
+    "customer_id": "customer_id",
+    "frequency": "frequency",
+    "recency_days": "recency_days",
+    "tenure_days": "T",
+    "total_amount": "total_amount",
+    "r_score": "r",
+    "f_score": "f",
+    "m_score": "m",
+    "rfm_segment": "segment",
+    "p_alive": "p_alive",
+    "expected_purchases_1y": "expected_purchases_1y",
+    "clv": "clv",
+    "behaviour_score": "behaviour",
+    "attitude_score": "attitude",
+    "loyalty": "loyalty",
+    "lifecycle": "lifecycle",
+    "loyal_propensity": "loyal_propensity",
+}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One stored scoring run."""
+
+    id: int
+    version: int
+    as_of: date
+    created_at: datetime
+    customers: int
+    models: dict[str, Any]
+    kpis: dict[str, Any]
+    timings: dict[str, float]
+
+
+def options_from_settings(ctx: Context, as_of: date | None = None) -> scoring.ScoringOptions:
+    """Scoring options from the workspace settings; ``as_of`` defaults to today (local)."""
+    s = ctx.settings
+    definition = loyalty.LoyaltyDefinition(
+        behaviour_weights=loyalty.parse_weights(
+            s.loyalty_behaviour_weights, loyalty.BEHAVIOURS, "loyalty_behaviour_weights"
+        ),
+        attitude_weights=loyalty.parse_weights(
+            s.loyalty_attitude_weights, loyalty.SIGNALS, "loyalty_attitude_weights"
+        ),
+        behaviour_threshold=s.loyalty_behaviour_threshold,
+        attitude_threshold=s.loyalty_attitude_threshold,
+        half_life_days=s.loyalty_half_life_days,
+    )
+    return scoring.ScoringOptions(
+        as_of=as_of or datetime.now(s.tz).date(),
+        definition=definition,
+        rfm_bins=s.rfm_bins,
+        churn_window_days=s.churn_window_days,
+        clv_horizon_months=s.clv_horizon_months,
+        annual_discount=s.clv_discount_rate,
+    )
+
+
+def analytics_connection(ctx: Context) -> ibis.BaseBackend:
+    """The Ibis backend the workspace settings ask for."""
+    return engine.connect(ctx.settings.analytics_engine)
+
+
+def score(
+    ctx: Context,
+    as_of: date | None = None,
+    progress: Progress | None = None,
+    con: ibis.BaseBackend | None = None,
+) -> tuple[RunInfo, scoring.ScoringResult]:
+    """Extract, compute and store one scoring run; returns the run and the result."""
+    import time
+
+    options = options_from_settings(ctx, as_of)
+    started = time.perf_counter()
+    if progress:
+        progress("extract", "reading orders, surveys, reviews, referrals, community, contacts")
+    con = con if con is not None else analytics_connection(ctx)
+    data = engine.load(ctx, con)
+    extract_seconds = time.perf_counter() - started
+    result = scoring.run(data, options, progress)
+    result.timings = {"extract": extract_seconds, **result.timings}
+    if progress:
+        progress("store", "writing the scoring run")
+    store_started = time.perf_counter()
+    run = store(ctx, result, con.name, options)
+    result.timings["store"] = time.perf_counter() - store_started
+    result.timings["total"] = time.perf_counter() - started
+    with ctx.engine.begin() as conn:
+        conn.execute(
+            scoring_runs.update().where(scoring_runs.c.id == run.id).values(timings=result.timings)
+        )
+    return RunInfo(**{**run.__dict__, "timings": result.timings}), result
+
+
+def store(
+    ctx: Context, result: scoring.ScoringResult, engine_name: str, options: scoring.ScoringOptions
+) -> RunInfo:
+    """Write the run and its per-customer scores in one transaction."""
+    created = datetime.now(UTC)
+    data = _stored_columns(result.scores)
+    with ctx.engine.begin() as conn:
+        version = (
+            int(
+                conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.max(scoring_runs.c.version), 0))
+                ).scalar_one()
+            )
+            + 1
+        )
+        run_id = conn.execute(
+            scoring_runs.insert()
+            .values(
+                version=version,
+                as_of=result.as_of,
+                created_at=created,
+                status="writing",
+                engine=engine_name,
+                customers=data.num_rows,
+                definition={**options.definition.to_dict(), "rfm_bins": options.rfm_bins},
+                models=result.models,
+                kpis=result.kpis,
+                timings=result.timings,
+            )
+            .returning(scoring_runs.c.id)
+        ).scalar_one()
+        data = data.add_column(0, "run_id", pa.array([run_id] * data.num_rows, pa.int64()))
+        _bulk_insert(conn, customer_scores, data)
+        conn.execute(
+            scoring_runs.update().where(scoring_runs.c.id == run_id).values(status="complete")
+        )
+    return RunInfo(
+        id=int(run_id),
+        version=version,
+        as_of=result.as_of,
+        created_at=created,
+        customers=data.num_rows,
+        models=result.models,
+        kpis=result.kpis,
+        timings=result.timings,
+    )
+
+
+def _stored_columns(scores: pa.Table) -> pa.Table:
+    cols = {}
+    for target, source in STORED.items():
+        col = scores[source]
+        if target in ("tenure_days",):
+            col = pc.cast(col, pa.int64())
+        cols[target] = col
+    return pa.table(cols)
+
+
+def _bulk_insert(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
+    names = data.column_names
+    if conn.dialect.name == "postgresql":
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(f'"{n}"' for n in names)
+        with (
+            raw.cursor() as cur,
+            cur.copy(f"COPY {table.name} ({cols}) FROM STDIN (FORMAT csv)") as copy,
+        ):
+            copy.write(buf.getvalue())
+        return
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    # The statement from SQLAlchemy (qmark style on SQLite), run by the raw driver.
+    sql = str(table.insert().compile(dialect=conn.dialect, column_keys=names))
+    try:
+        for batch in data.to_batches(max_chunksize=100_000):
+            columns = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            cursor.executemany(sql, zip(*columns, strict=True))
+    finally:
+        cursor.close()
+
+
+def _run_info(row: sa.Row[Any]) -> RunInfo:
+    return RunInfo(
+        id=row.id,
+        version=row.version,
+        as_of=row.as_of,
+        created_at=row.created_at,
+        customers=row.customers,
+        models=row.models,
+        kpis=row.kpis,
+        timings=row.timings,
+    )
+
+
+def latest_run(ctx: Context) -> RunInfo:
+    """The newest complete run; :class:`NotFound` when none has been made."""
+    with ctx.engine.connect() as conn:
+        row = conn.execute(
+            sa.select(scoring_runs)
+            .where(scoring_runs.c.status == "complete")
+            .order_by(scoring_runs.c.version.desc())
+            .limit(1)
+        ).first()
+    if row is None:
+        raise NotFound("no scoring run yet; run `kizuna score` first")
+    return _run_info(row)
+
+
+def runs(ctx: Context) -> list[RunInfo]:
+    """Every complete run, newest first."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(scoring_runs)
+            .where(scoring_runs.c.status == "complete")
+            .order_by(scoring_runs.c.version.desc())
+        ).all()
+    return [_run_info(r) for r in rows]
