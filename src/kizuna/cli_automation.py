@@ -282,6 +282,13 @@ def worker(
     refresh_minutes: Annotated[
         float, typer.Option(help="Refresh every segment this often (0 = never).")
     ] = 60.0,
+    programme_jobs_minutes: Annotated[
+        float,
+        typer.Option(
+            help="Run the programme's scheduled work (release, expiry, tiers, birthdays) "
+            "this often (0 = never; it only runs once a programme is in use)."
+        ),
+    ] = 15.0,
     now: NowOpt = None,
 ) -> None:
     """Run due journey steps. Any number may run at once on PostgreSQL."""
@@ -295,6 +302,8 @@ def worker(
         ctx, worker_id=worker_id, once=once, batch=batch, poll_seconds=poll, clock=_clock(now),
         lease=timedelta(seconds=lease_seconds),
         refresh_segments_every_seconds=refresh_minutes * 60 if refresh_minutes > 0 else None,
+        programme_jobs_every_seconds=(
+            programme_jobs_minutes * 60 if programme_jobs_minutes > 0 else None),
     )  # fmt: skip
     console.print(f"worker done: {stats.claimed} runs claimed, {stats.enrolled} enrolled")
 

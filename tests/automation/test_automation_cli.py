@@ -89,4 +89,5 @@ def test_journey_commands_worker_and_measures(tmp_path: Path) -> None:
         "name: p\ntrigger: {birthday: {}}\nsteps: [{id: g, action: grant_points}]\n",
     )
     refused = kizuna(*w, "journey", "validate", str(bad), cwd=tmp_path)
-    assert refused.returncode == 5 and "not available yet" in refused.stderr
+    # A points step must say how many points (or which reward) and why.
+    assert refused.returncode == 5 and "either points" in refused.stderr

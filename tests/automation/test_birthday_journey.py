@@ -145,7 +145,7 @@ def test_pause_holds_runs_and_resume_never_resends(workspace: Context) -> None:
     assert statuses == {"completed"}
 
 
-def test_sandbox_refuses_escapes_and_unavailable_actions_are_named(workspace: Context) -> None:
+def test_sandbox_refuses_escapes_and_incomplete_point_grants_are_named(workspace: Context) -> None:
     bad = {**BIRTHDAY, "steps": [{**BIRTHDAY["steps"][1], "subject": "{{ ''.__class__.__mro__ }}"}]}
     with pytest.raises(
         TemplateError, match="/steps/0/subject tried something the template sandbox forbids"
@@ -165,5 +165,5 @@ def test_sandbox_refuses_escapes_and_unavailable_actions_are_named(workspace: Co
         "name": "p",
         "steps": [{"id": "g", "action": "grant_points", "points": 100}],
     }
-    with pytest.raises(JourneyError, match="not available yet; it needs the programme engine"):
+    with pytest.raises(JourneyError, match="say why the points are given"):
         journeys.handle_save(journeys.SaveJourney(points), uow(workspace))

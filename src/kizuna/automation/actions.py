@@ -45,6 +45,12 @@ class ActionContext:
     tz: ZoneInfo
     now: datetime
     idempotency_key: str
+    #: What earlier steps of the run produced, for templates (``coupon_code``).
+    variables: Mapping[str, Any] = field(default_factory=dict)
+
+    def template_variables(self) -> dict[str, Any]:
+        """The customer's fields plus the run's variables: what a template may use."""
+        return {**self.customer, **self.variables}
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ class CreateTask:
     def perform(self, ctx: ActionContext) -> Outcome:
         from kizuna.automation.templates import render
 
-        title = render(ctx.params["title"], ctx.customer, what="task title")[:300]
+        title = render(ctx.params["title"], ctx.template_variables(), what="task title")[:300]
         ctx.conn.execute(
             sa.insert(at.journey_tasks).values(
                 customer_id=ctx.customer["id"], run_id=ctx.run_id, step_id=ctx.step_id, title=title,
@@ -160,5 +166,3 @@ class NotYetAvailable:
 
 register_action(SetAttribute())
 register_action(CreateTask())
-register_action(NotYetAvailable("grant_points", "the programme engine (points ledger service)"))
-register_action(NotYetAvailable("issue_coupon", "the programme engine (coupon service)"))

@@ -41,7 +41,7 @@ from kizuna.automation.actions import (
 from kizuna.automation.segments_sql import CompileContext, compile_rule
 from kizuna.config import Settings
 from kizuna.domain.journeys import Journey, choose_branch, parse_journey, wait_until, zone_of
-from kizuna.errors import KizunaError
+from kizuna.errors import JourneyError, KizunaError
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
 
@@ -51,7 +51,8 @@ LEASE = timedelta(minutes=5)
 
 
 def load_plugins() -> None:
-    """Import the built-in channel plugins so their actions are registered."""
+    """Import the built-in channel and programme plugins so their actions are registered."""
+    from kizuna.automation import programme_actions  # noqa: F401
     from kizuna.automation.channels import email, webhook  # noqa: F401
 
 
@@ -62,7 +63,50 @@ def parse(doc: Any) -> Journey:
     for i, step in enumerate(journey.steps):
         if step.kind == "action":
             get_action(step.params["action"]).validate(step.params, f"/steps/{i}")
+    _check_coupon_code(journey)
     return journey
+
+
+#: Actions whose ``message_id`` later steps of the same run see, under this name.
+RUN_VARIABLES = {"issue_coupon": "coupon_code"}
+
+
+def _check_coupon_code(journey: Journey) -> None:
+    """``{{ coupon_code }}`` needs an ``issue_coupon`` step; refuse the journey up front."""
+    actions = [s.params for s in journey.steps if s.kind == "action"]
+    if any(p["action"] == "issue_coupon" for p in actions):
+        return
+    for i, step in enumerate(journey.steps):
+        if step.kind == "action" and any(
+            isinstance(v, str) and "coupon_code" in v for v in step.params.values()
+        ):
+            raise JourneyError(
+                f"journey /steps/{i}: uses coupon_code but no issue_coupon step issues one; "
+                "add an issue_coupon step before it"
+            )
+
+
+def run_variables(conn: sa.Connection, run_id: int, journey: Journey) -> dict[str, Any]:
+    """What earlier action steps of this run produced: ``coupon_code`` is the latest coupon."""
+    wanted = {
+        s.params["action"]
+        for s in journey.steps
+        if s.kind == "action" and s.params["action"] in RUN_VARIABLES
+    }
+    if not wanted:
+        return {}
+    s = at.sends
+    rows = conn.execute(
+        sa.select(s.c.action, s.c.message_id)
+        .where(
+            s.c.run_id == run_id,
+            s.c.action.in_(sorted(wanted)),
+            s.c.status == "sent",
+            s.c.message_id.is_not(None),
+        )
+        .order_by(s.c.id)
+    )
+    return {RUN_VARIABLES[row.action]: row.message_id for row in rows}
 
 
 def backoff(attempts: int) -> timedelta:
@@ -322,14 +366,27 @@ class Runner:
             tz,
             now,
             key,
+            run_variables(conn, run.id, journey),
         )
         if not action.external:
-            outcome = action.perform(ctx)
+            try:
+                outcome = action.perform(ctx)
+            except (PermanentFailure, KizunaError) as exc:
+                # Nothing of the effect survives the rollback; the reason goes to the
+                # dead-letter list instead of stopping the worker.
+                _restart(conn)
+                conn.execute(
+                    sa.insert(s).values(**base, status="dead", reason=str(exc), done_at=now)
+                )
+                state.status, state.due_at, state.last_error = "dead", None, str(exc)
+                self._save(conn, run, state, now)
+                return False
             conn.execute(
                 sa.insert(s).values(
                     **base,
                     status=_ledger_status(outcome),
                     reason=outcome.reason or None,
+                    message_id=outcome.message_id,
                     done_at=now,
                 )
             )

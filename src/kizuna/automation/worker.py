@@ -7,6 +7,7 @@ first; SIGKILL is also safe, since unfinished leases simply expire.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -21,8 +22,11 @@ import sqlalchemy as sa
 
 from kizuna.automation.runner import LEASE, Runner, claim
 from kizuna.bootstrap import Context
+from kizuna.errors import KizunaError
 from kizuna.services import journeys, segments
 from kizuna.services.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -44,6 +48,7 @@ def run_worker(
     poll_seconds: float = 5.0,
     enroll_every_seconds: float = 60.0,
     refresh_segments_every_seconds: float | None = 3600.0,
+    programme_jobs_every_seconds: float | None = 900.0,
     clock: Callable[[], datetime] | None = None,
     lease: timedelta = LEASE,
     progress: Callable[[WorkerStats], None] | None = None,
@@ -53,6 +58,12 @@ def run_worker(
 
     Stopped by SIGTERM when run as its own process, or by ``stop_event`` when
     ``kizuna serve`` runs it in a thread of the web process.
+
+    Every ``programme_jobs_every_seconds`` (first at start; None = never) it
+    also runs the loyalty programme's scheduled jobs — release pending
+    points, expire lots, review tiers, birthday points, expiring-soon events —
+    once the programme is in use in the workspace. Each job is idempotent, so
+    any number of workers may run them.
     """
     now = clock or (lambda: datetime.now(UTC))
     worker = worker_id or default_worker_id()
@@ -66,9 +77,15 @@ def run_worker(
 
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
-    last_enroll = last_refresh = float("-inf")
+    last_enroll = last_refresh = last_jobs = float("-inf")
     try:
         while not stopping and not (stop_event is not None and stop_event.is_set()):
+            # Programme state first: tiers and balances feed the segments below.
+            jobs_due = programme_jobs_every_seconds is not None and (
+                _time.monotonic() - last_jobs >= programme_jobs_every_seconds
+            )
+            if jobs_due and _busy_tolerant(ctx, lambda: _programme_jobs(ctx, now())) is not None:
+                last_jobs = _time.monotonic()
             # Scheduled refresh: the entries and exits it records trigger journeys
             # in the enrolment right below. Concurrent workers serialise on the
             # segment row, and a repeat refresh records nothing new.
@@ -111,6 +128,25 @@ def run_worker(
 
 def _refresh(ctx: Context, now: datetime) -> int:
     return len(segments.refresh_all(UnitOfWork(ctx.engine, ctx.settings), "schedule", now))
+
+
+def _programme_jobs(ctx: Context, now: datetime) -> int:
+    """The programme's scheduled jobs once; nothing in a workspace that never used the programme."""
+    from kizuna.services.programme.config import PROGRAMME_FILE
+    from kizuna.services.programme.jobs import run_all
+    from kizuna.store import programme_tables as pt
+
+    with UnitOfWork(ctx.engine, ctx.settings) as uow:
+        applied = uow.conn.execute(sa.select(pt.programme_versions.c.id).limit(1)).first()
+        if applied is None and not (ctx.settings.workspace / PROGRAMME_FILE).exists():
+            return 0
+        uow.rollback()
+        try:
+            return sum(run_all(uow, now).values())
+        except KizunaError as exc:
+            # A broken programme.toml must not stop the journeys; the next period retries.
+            log.warning("programme jobs skipped: %s", exc)
+            return 0
 
 
 def _enroll(ctx: Context, now: datetime) -> int:

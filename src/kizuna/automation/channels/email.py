@@ -45,11 +45,15 @@ def has_consent(conn: sa.Connection, customer_id: int, channel: str) -> bool:
 
 
 def build_message(
-    settings: Settings, params: Mapping[str, Any], customer: Mapping[str, Any], key: str
+    settings: Settings,
+    params: Mapping[str, Any],
+    customer: Mapping[str, Any],
+    key: str,
+    run_variables: Mapping[str, Any] | None = None,
 ) -> EmailMessage:
     """The MIME message: UTF-8 subject and bodies (Japanese included), text + HTML."""
     unsubscribe = unsubscribe_url(settings, int(customer["id"]))
-    variables = {**customer, "unsubscribe_url": unsubscribe}
+    variables = {**customer, **(run_variables or {}), "unsubscribe_url": unsubscribe}
     msg = EmailMessage()
     msg["Subject"] = render(params["subject"], variables, what="email subject").replace("\n", " ")
     msg["From"] = settings.email_from
@@ -129,7 +133,10 @@ class EmailAction:
         for key in ("subject", "text"):
             if not isinstance(params.get(key), str):
                 raise JourneyError(f"journey {path}/{key}: email needs {key} (a template string)")
-        sample = {column.name: "" for column in t.customers.c} | {"unsubscribe_url": ""}
+        sample = {column.name: "" for column in t.customers.c} | {
+            "unsubscribe_url": "",
+            "coupon_code": "",
+        }
         for key in ("subject", "text", "html"):
             if isinstance(params.get(key), str):
                 check(params[key], what=f"journey {path}/{key}")
@@ -142,7 +149,9 @@ class EmailAction:
             return Outcome("skipped", "no email consent at send time")
         if not ctx.customer.get("email"):
             return Outcome("skipped", "no email address")
-        msg = build_message(ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key)
+        msg = build_message(
+            ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key, ctx.variables
+        )
         self.sender.send(ctx.settings, msg)
         return Outcome("sent", message_id=str(msg["Message-ID"]))
 
