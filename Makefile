@@ -23,6 +23,9 @@ demo: $(STAMP)
 	$(BIN)/kizuna sample --customers $(DEMO_CUSTOMERS) --seed 7 --out $(WORKSPACE)/sample
 	$(BIN)/kizuna --workspace $(WORKSPACE) import-folder $(WORKSPACE)/sample
 	$(BIN)/kizuna --workspace $(WORKSPACE) summary
+	$(BIN)/kizuna --workspace $(WORKSPACE) score
+	$(BIN)/kizuna --workspace $(WORKSPACE) kpi
+	@echo "next: $(BIN)/kizuna --workspace $(WORKSPACE) user create you --role admin && $(BIN)/kizuna --workspace $(WORKSPACE) serve"
 
 test: $(STAMP)
 	$(BIN)/pytest -q
