@@ -28,7 +28,8 @@ def snapshot(ctx: Context) -> dict[str, list[tuple[object, ...]]]:
                 continue
             cols = [c for c in table.c if c.name != "import_run_id"]
             out[table.name] = [
-                tuple(r) for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))
+                tuple(r)
+                for r in conn.execute(sa.select(*cols).order_by(*table.primary_key.columns))
             ]
     return out
 

@@ -12,12 +12,20 @@ import pytest
 from tests.helpers import CUSTOMERS_CSV, ORDERS_CSV, write
 
 
-def kizuna(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def kizuna(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}
     full_env.update({"COLUMNS": "200", "NO_COLOR": "1"})
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "kizuna", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kizuna", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -34,7 +42,9 @@ def test_import_show_and_summarise(shop: Path, tmp_path: Path) -> None:
     result = kizuna("import-folder", str(tmp_path), cwd=shop)
     assert result.returncode == 0, result.stderr
     assert "imported: 5 new, 0 updated, 0 unchanged" in result.stdout
-    again = kizuna("-w", str(shop), "import", "customers", str(tmp_path / "customers.csv"), cwd=tmp_path)
+    again = kizuna(
+        "-w", str(shop), "import", "customers", str(tmp_path / "customers.csv"), cwd=tmp_path
+    )
     assert again.returncode == 0 and "0 new, 0 updated, 3 unchanged" in again.stdout
 
     show = kizuna("customer", "show", "C1", cwd=shop)
@@ -45,7 +55,9 @@ def test_import_show_and_summarise(shop: Path, tmp_path: Path) -> None:
 
     summary = kizuna("summary", cwd=shop)
     # O1 was placed at 23:30 on 31 January in Tokyo (January); O2 on 1 February.
-    assert "2025-01" in summary.stdout and "2025-02" in summary.stdout and "¥6,980" in summary.stdout
+    assert (
+        "2025-01" in summary.stdout and "2025-02" in summary.stdout and "¥6,980" in summary.stdout
+    )
 
     check = kizuna("db", "check", cwd=shop)
     assert check.returncode == 0 and "every reference resolves" in check.stdout
@@ -83,9 +95,19 @@ def test_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
 
 
 def test_mapping_japanese_columns_from_the_command_line(shop: Path, tmp_path: Path) -> None:
-    path = write(tmp_path / "会員.csv", "会員番号,メールアドレス\nC1,a@example.jp\n", encoding="cp932")
-    result = kizuna("import", "customers", str(path), "--map", "customer_id=会員番号",
-                    "--map", "email=メールアドレス", cwd=shop)
+    path = write(
+        tmp_path / "会員.csv", "会員番号,メールアドレス\nC1,a@example.jp\n", encoding="cp932"
+    )
+    result = kizuna(
+        "import",
+        "customers",
+        str(path),
+        "--map",
+        "customer_id=会員番号",
+        "--map",
+        "email=メールアドレス",
+        cwd=shop,
+    )
     assert result.returncode == 0, result.stderr
     assert "Shift_JIS" in result.stderr and "1 new" in result.stdout
 

@@ -39,7 +39,9 @@ def test_environment_beats_file_beats_default(tmp_path: Path) -> None:
         ({"KIZUNA_MAX_FIELD_CHARS": "many"}, "max_field_chars"),
     ],
 )
-def test_bad_values_name_the_setting_and_its_source(tmp_path: Path, env: dict[str, str], fragment: str) -> None:
+def test_bad_values_name_the_setting_and_its_source(
+    tmp_path: Path, env: dict[str, str], fragment: str
+) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(tmp_path, env=env)
     assert fragment in str(info.value) and "environment variable KIZUNA_" in str(info.value)
@@ -51,7 +53,9 @@ def test_unknown_key_in_the_file_is_refused(tmp_path: Path) -> None:
         load_settings(tmp_path, env={})
 
 
-def test_init_writes_settings_and_refuses_to_overwrite_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_init_writes_settings_and_refuses_to_overwrite_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KIZUNA_DATABASE_URL", raising=False)
     ctx = init_workspace(tmp_path / "ws", timezone="America/New_York", currency="USD")
     assert ctx.settings.timezone == "America/New_York" and ctx.settings.currency_exponent == 2
@@ -63,7 +67,9 @@ def test_init_writes_settings_and_refuses_to_overwrite_them(tmp_path: Path, monk
     assert not (tmp_path / "bad" / "kizuna.toml").exists()
 
 
-def test_a_folder_that_is_not_a_workspace_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_folder_that_is_not_a_workspace_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("KIZUNA_DATABASE_URL", raising=False)
     with pytest.raises(WorkspaceError, match="not a Kizuna workspace"):
         open_context(tmp_path)

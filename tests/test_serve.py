@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-
-from kizuna.store import tables
 from tests.helpers import CUSTOMERS_CSV, write
 from tests.test_cli import kizuna
+
+from kizuna.store import tables
 
 
 def _free_port() -> int:
@@ -30,11 +30,17 @@ def test_serve_runs_api_dashboard_and_worker_in_one_process(tmp_path: Path) -> N
     write(tmp_path / "tokyo.yaml", "name: tokyo\nrule: {field: region, value: 東京都}\n")
     created = kizuna("segment", "create", str(tmp_path / "tokyo.yaml"), cwd=shop)
     assert created.returncode == 0, created.stderr
-    write(tmp_path / "welcome.yaml", (
-        "name: welcome\nholdout_percent: 0\ntrigger: {segment_entry: tokyo}\n"
-        "steps:\n  - {id: mark, action: set_attribute, key: welcomed, value: 'yes'}\n"
-    ))
-    for args in (("journey", "create", str(tmp_path / "welcome.yaml")), ("journey", "activate", "welcome")):
+    write(
+        tmp_path / "welcome.yaml",
+        (
+            "name: welcome\nholdout_percent: 0\ntrigger: {segment_entry: tokyo}\n"
+            "steps:\n  - {id: mark, action: set_attribute, key: welcomed, value: 'yes'}\n"
+        ),
+    )
+    for args in (
+        ("journey", "create", str(tmp_path / "welcome.yaml")),
+        ("journey", "activate", "welcome"),
+    ):
         result = kizuna(*args, cwd=shop)
         assert result.returncode == 0, result.stderr
     # A new Tokyo customer arrives after the journey is live.
@@ -45,7 +51,11 @@ def test_serve_runs_api_dashboard_and_worker_in_one_process(tmp_path: Path) -> N
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KIZUNA_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "kizuna", "-w", str(shop), "serve", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         base = f"http://127.0.0.1:{port}"
@@ -69,12 +79,16 @@ def test_serve_runs_api_dashboard_and_worker_in_one_process(tmp_path: Path) -> N
         attrs = None
         while time.monotonic() < deadline:
             with engine.connect() as conn:
-                attrs = conn.execute(sa.select(c.c.attributes).where(c.c.external_id == "C9")).scalar_one()
+                attrs = conn.execute(
+                    sa.select(c.c.attributes).where(c.c.external_id == "C9")
+                ).scalar_one()
             if attrs and attrs.get("welcomed") == "yes":
                 break
             time.sleep(0.5)
         engine.dispose()
-        assert attrs and attrs.get("welcomed") == "yes", "the in-process worker did not run the journey"
+        assert attrs and attrs.get("welcomed") == "yes", (
+            "the in-process worker did not run the journey"
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)

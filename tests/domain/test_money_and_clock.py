@@ -42,7 +42,11 @@ def test_vectorised_import_agrees_with_the_domain_rule(minor: int, exponent: int
     ctx = ConvertContext(TOKYO, exponent, 100)
     values, bad = convert(pa.array([text, with_commas]), Field("price", "money", min_value=0), ctx)
     assert bad == []
-    assert values.to_pylist() == [to_minor(text, exponent), to_minor(with_commas, exponent)] == [minor, minor]
+    assert (
+        values.to_pylist()
+        == [to_minor(text, exponent), to_minor(with_commas, exponent)]
+        == [minor, minor]
+    )
 
 
 @given(st.decimals(min_value=-(10**9), max_value=10**9, places=4, allow_nan=False))
@@ -60,7 +64,9 @@ def test_vectorised_import_refuses_what_the_domain_refuses(amount: Decimal) -> N
 
 def test_local_days_follow_the_business_timezone() -> None:
     start, end = local_day_range(date(2025, 1, 31), date(2025, 1, 31), TOKYO)
-    assert start == datetime(2025, 1, 30, 15, tzinfo=UTC) and end == datetime(2025, 1, 31, 15, tzinfo=UTC)
+    assert start == datetime(2025, 1, 30, 15, tzinfo=UTC) and end == datetime(
+        2025, 1, 31, 15, tzinfo=UTC
+    )
     assert local_date(datetime(2025, 1, 31, 15, 30, tzinfo=UTC), TOKYO) == date(2025, 2, 1)
     assert as_utc(datetime(2025, 1, 1, 9, 0), TOKYO) == datetime(2025, 1, 1, 0, 0, tzinfo=UTC)
 

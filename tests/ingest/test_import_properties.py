@@ -29,11 +29,15 @@ row_strategy = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(rows=st.lists(row_strategy, min_size=1, max_size=30))
-def test_skip_bad_keeps_exactly_the_good_rows(rows: list[tuple[str, str | None, bool]],
-                                              tmp_path_factory: pytest.TempPathFactory,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_skip_bad_keeps_exactly_the_good_rows(
+    rows: list[tuple[str, str | None, bool]],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("KIZUNA_DATABASE_URL", raising=False)
     folder = tmp_path_factory.mktemp("prop")
     buf = io.StringIO()
@@ -46,11 +50,17 @@ def test_skip_bad_keeps_exactly_the_good_rows(rows: list[tuple[str, str | None, 
         line = n + 2
         cid = ids[0] if repeat and ids else f"C{n}"
         ids.append(cid)
-        values = {"email": f"{cid.lower()}@example.jp", "birthday": "1990-01-15",
-                  "gender": "female", "signup_at": "2024-05-01T10:00:00+09:00"}
+        values = {
+            "email": f"{cid.lower()}@example.jp",
+            "birthday": "1990-01-15",
+            "gender": "female",
+            "signup_at": "2024-05-01T10:00:00+09:00",
+        }
         if corruption:
             values[corruption] = CORRUPTIONS[corruption]
-        writer.writerow([cid, name, values["email"], values["birthday"], values["gender"], values["signup_at"]])
+        writer.writerow(
+            [cid, name, values["email"], values["birthday"], values["gender"], values["signup_at"]]
+        )
         duplicate = cid in expected or (repeat and n > 0 and ids.count(cid) > 1)
         if corruption or duplicate:
             bad_lines.add(line)
@@ -62,7 +72,11 @@ def test_skip_bad_keeps_exactly_the_good_rows(rows: list[tuple[str, str | None, 
     try:
         report = run_import(ctx, "customers", path, skip_bad=True, rejects_dir=folder / "rejects")
         with ctx.engine.connect() as conn:
-            stored = dict(conn.execute(sa.select(tables.customers.c.external_id, tables.customers.c.name)).all())
+            stored = dict(
+                conn.execute(
+                    sa.select(tables.customers.c.external_id, tables.customers.c.name)
+                ).all()
+            )
     finally:
         ctx.dispose()
     assert stored == expected

@@ -13,7 +13,9 @@ from kizuna.store.tables import metadata
 
 def test_migrations_build_exactly_the_declared_tables(workspace: Context) -> None:
     with workspace.engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(conn, opts={"compare_type": True}), metadata
+        )
     assert diff == [], f"tables.py and the migrations disagree: {diff}"
     assert schema.is_current(workspace.engine)
 

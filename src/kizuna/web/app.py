@@ -32,6 +32,7 @@ from kizuna.web.auth import (
 from kizuna.web.nav import ROUTERS
 from kizuna.web.render import render
 from kizuna.web.routes import admin, customers, data, overview, session
+from kizuna.web.routes import analytics as _analytics  # noqa: F401  (registers its pages)
 from kizuna.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
