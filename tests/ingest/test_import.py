@@ -342,3 +342,21 @@ def test_a_folder_import_is_all_or_nothing_across_kinds(workspace: Context, tmp_
     assert (
         report.committed and count(workspace, "customers") == 3 and count(workspace, "orders") == 2
     )
+
+
+def test_returns_must_name_a_real_line_and_not_return_more_than_bought(
+    with_customers: Context, tmp_path: Path
+) -> None:
+    run_import(with_customers, "orders", write(tmp_path / "orders.csv", ORDERS_CSV))
+    lines = "order_id,line_no,quantity,unit_price\nO1,1,1,1980\nO2,1,2,2500\n"
+    run_import(with_customers, "order_lines", write(tmp_path / "order_lines.csv", lines))
+    text = (
+        "return_id,order_id,line_no,quantity,refund_amount,returned_at\n"
+        "R1,O2,1,2,5000,2025-02-03\n"
+        "R2,O2,2,1,100,2025-02-03\n"
+        "R3,O1,1,3,1980,2025-02-03\n"
+    )
+    msgs = messages(rejected(with_customers, "returns", write(tmp_path / "returns.csv", text)))
+    assert len(msgs) == 2
+    assert "line 3, column line_no" in msgs[0] and "order 'O2' has no line 2" in msgs[0]
+    assert "line 4" in msgs[1] and "returns 3 but line 1 of order 'O1' has only 1" in msgs[1]

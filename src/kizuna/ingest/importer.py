@@ -173,6 +173,8 @@ class KindImporter:
         self._kind_rules(values, flag)
         keys = record_keys(self.kind, values)
         db = self._db_columns(values, header, raw, flag)
+        if self.kind.name == "returns":
+            self._check_returned_lines(values, db, flag)
         hashed = key_hashes(self.kind, values, db)
         flag(self._seen.duplicates(hashed, keys, batch.first_record), self._seen.label)
         bad_rows = sorted(bad)
@@ -225,6 +227,55 @@ class KindImporter:
                 before = pc.fill_null(pc.less(values[end], values[start]), False)
                 idx = pc.indices_nonzero(before).to_pylist()
                 flag([(i, f"{end} is before {start}") for i in idx], end)
+
+    def _check_returned_lines(
+        self,
+        values: dict[str, pa.Array],
+        db: dict[str, pa.Array],
+        flag: Callable[[list[tuple[int, str]], str | None], None],
+    ) -> None:
+        """A return must name a line of its order and return no more than was bought.
+
+        Checked against the lines already stored (in this transaction), a
+        chunk of orders at a time, so points reversed later are computed from
+        real lines.
+        """
+        lines = tables.order_lines
+        order_ids = db["order_id"].to_pylist()
+        wanted = sorted({o for o in order_ids if o is not None})
+        bought: dict[tuple[int, int], int] = {}
+        for start in range(0, len(wanted), 10_000):
+            chunk = wanted[start : start + 10_000]
+            query = sa.select(lines.c.order_id, lines.c.line_no, lines.c.quantity).where(
+                lines.c.order_id.in_(chunk)
+            )
+            for order_id, line_no, quantity in self.conn.execute(query):
+                bought[(order_id, line_no)] = quantity
+        rows: list[tuple[int, str]] = []
+        names = values["order_id"].to_pylist()
+        for i, (order_id, line_no, quantity) in enumerate(
+            zip(
+                order_ids,
+                values["line_no"].to_pylist(),
+                values["quantity"].to_pylist(),
+                strict=True,
+            )
+        ):
+            if order_id is None or line_no is None:
+                continue
+            had = bought.get((order_id, line_no))
+            if had is None:
+                rows.append(
+                    (i, f"order {names[i]!r} has no line {line_no}; import its order_lines first")
+                )
+            elif quantity is not None and quantity > had:
+                rows.append(
+                    (
+                        i,
+                        f"returns {quantity} but line {line_no} of order {names[i]!r} has only {had}",
+                    )
+                )
+        flag(rows, "line_no")
 
     # ---- references and table columns ----------------------------------------------
     def _resolve(
