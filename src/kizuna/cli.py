@@ -271,12 +271,11 @@ def _run_import(
             raise typer.Exit(exc.exit_code) from None
     _print_report(report)
     if report.problems:
-        raise typer.Exit(exc_code_partial())
+        raise typer.Exit(EXIT_PARTIAL)
 
 
-def exc_code_partial() -> int:
-    """Exit status when --skip-bad imported the good rows but some were bad."""
-    return 6
+#: Exit status when --skip-bad imported the good rows but some were bad.
+EXIT_PARTIAL = 6
 
 
 MapOpt = Annotated[

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Annotated
@@ -27,15 +26,7 @@ DefinitionArg = Annotated[
 
 
 def _cli() -> ModuleType:
-    """The running ``kizuna.cli`` module, also when started as ``python -m kizuna.cli``.
-
-    Under ``-m`` the module is ``__main__``; importing ``kizuna.cli`` again
-    would give a second copy without the parsed ``--workspace``.
-    """
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "kizuna.cli":
-        return main
+    """The ``kizuna.cli`` module (``python -m kizuna.cli`` also runs that copy)."""
     import kizuna.cli
 
     return kizuna.cli

@@ -15,22 +15,19 @@ months are computed once, here, with the zone's DST rules.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from kizuna.services.customers import CANCELLED
 from kizuna.store import tables as t
+from kizuna.store.arrow_io import select_to_arrow
 
 Kind = Literal["int", "float", "text", "instant", "bool"]
-BATCH_ROWS = 200_000
 
 
 @dataclass(frozen=True)
@@ -74,60 +71,8 @@ def fetch(
     dialect = conn.dialect.name
     query = sa.select(*(_sql(c, dialect) for c in cols)).select_from(source).where(*where)
     wire = [_wire_type(c.kind, dialect) for c in cols]
-    if dialect == "postgresql":
-        table = _copy_csv(conn, query, [c.name for c in cols], wire)
-    else:
-        table = _cursor(conn, query, [c.name for c in cols], wire)
+    table = select_to_arrow(conn, query, [c.name for c in cols], wire)
     return _finish(table, cols, timezone)
-
-
-def _cursor(
-    conn: sa.Connection, query: sa.Select[Any], names: list[str], types: list[pa.DataType]
-) -> pa.Table:
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cursor = raw.cursor()
-    batches: list[pa.RecordBatch] = []
-    try:
-        # Raw cursor: SQLAlchemy Row objects would cost more than the query.
-        cursor.execute(compiled.string)
-        while rows := cursor.fetchmany(BATCH_ROWS):
-            # Column by column with itemgetter: several times faster than zip(*rows).
-            batches.append(
-                pa.record_batch(
-                    [pa.array(list(map(itemgetter(i), rows)), typ) for i, typ in enumerate(types)],
-                    names=names,
-                )
-            )
-    finally:
-        cursor.close()
-    schema = pa.schema(list(zip(names, types, strict=True)))
-    return pa.Table.from_batches(batches, schema=schema)
-
-
-def _copy_csv(
-    conn: sa.Connection, query: sa.Select[Any], names: list[str], types: list[pa.DataType]
-) -> pa.Table:
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
-    buf = io.BytesIO()
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    with raw.cursor() as cur, cur.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)") as copy:
-        for block in copy:
-            buf.write(block)
-    if buf.tell() == 0:
-        return pa.table({n: pa.array([], typ) for n, typ in zip(names, types, strict=True)})
-    buf.seek(0)
-    return pacsv.read_csv(
-        buf,
-        read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
-        convert_options=pacsv.ConvertOptions(
-            column_types=dict(zip(names, types, strict=True)),
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-        ),
-    )
 
 
 def _finish(table: pa.Table, cols: Sequence[Col], timezone: str) -> pa.Table:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -71,9 +70,6 @@ class ImportReport:
     @property
     def bad_rows(self) -> int:
         return sum(s.rejected for s in self.stats.values())
-
-    def reasons(self) -> Counter[str]:
-        return Counter(p.reason.split(";")[0] for p in self.problems)
 
     def summary_line(self) -> str:
         if self.committed:

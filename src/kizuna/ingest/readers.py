@@ -169,6 +169,7 @@ class Source:
     format: str
     columns: list[str]
     encoding: str | None = None
+    delimiter: str = ","
     unit: str = "line"
     notes: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
@@ -251,8 +252,7 @@ class Source:
         delim = delimiter or ("\t" if path.suffix.lower() == ".tsv" else ",")
         header = next(csv.reader(io.StringIO(sample), delimiter=delim))
         columns = [c.strip().lstrip("\ufeff") for c in header]
-        src = cls(path, "csv", columns, enc)
-        src._delimiter = delim  # type: ignore[attr-defined]
+        src = cls(path, "csv", columns, enc, delimiter=delim)
         if note:
             src.notes.append(f"{path.name}: {note}")
         return src
@@ -291,7 +291,7 @@ class Source:
                         skip_rows=1,
                     ),
                     parse_options=pacsv.ParseOptions(
-                        delimiter=getattr(self, "_delimiter", ","),
+                        delimiter=self.delimiter,
                         newlines_in_values=True,
                         invalid_row_handler=on_invalid,
                     ),
@@ -444,7 +444,7 @@ class Source:
             mapping: list[int] = []
             csv.field_size_limit(1 << 30)  # the 10 MB comment must be countable too
             with self.path.open("r", encoding=self.encoding or "utf-8", newline="") as fh:
-                reader = csv.reader(fh, delimiter=getattr(self, "_delimiter", ","))
+                reader = csv.reader(fh, delimiter=self.delimiter)
                 next(reader, None)
                 start = reader.line_num + 1
                 for record in reader:

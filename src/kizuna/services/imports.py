@@ -51,12 +51,7 @@ def handle(cmd: ImportFiles, uow: UnitOfWork, progress: Progress | None = None) 
             report.problems += importer.problems
             report.notes += importer.notes
             report.rejects_files += importer.rejects
-            _finish_run(
-                uow.conn,
-                run_id,
-                stats,
-                "committed" if cmd.options.skip_bad or not report.problems else "running",
-            )
+            _finish_run(uow.conn, run_id, stats, "committed")
         if report.problems and not cmd.options.skip_bad:
             uow.rollback()
             # Keep an audit line of the refused import; its rows are gone.

@@ -19,6 +19,8 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from kizuna.store.arrow_io import select_to_arrow
+
 #: Columns never compared or overwritten on conflict.
 _BOOKKEEPING = {"import_run_id"}
 
@@ -150,42 +152,5 @@ def key_map(conn: sa.Connection, table: sa.Table, extra: str | None = None) -> p
     """``external_id -> id`` (and one more column) of a table, for resolving references."""
     cols = [table.c.external_id, table.c.id] + ([table.c[extra]] if extra else [])
     names = ["external_id", "id"] + ([extra] if extra else [])
-    compiled = sa.select(*cols).compile(dialect=conn.dialect)
-    types = {n: pa.string() if n == "external_id" else pa.int64() for n in names}
-    if conn.dialect.name == "postgresql":
-        # COPY .. TO STDOUT and Arrow's CSV reader: a million keys in a blink.
-        buf = io.BytesIO()
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY ({compiled.string}) TO STDOUT (FORMAT csv)") as copy,
-        ):
-            for block in copy:
-                buf.write(block)
-        if buf.tell() == 0:
-            return pa.table({n: pa.array([], t) for n, t in types.items()})
-        buf.seek(0)
-        return pacsv.read_csv(
-            buf,
-            read_options=pacsv.ReadOptions(column_names=names),
-            convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False),
-        )
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        # Raw cursor: SQLAlchemy Row objects cost more than the query for 1M keys.
-        cursor.execute(compiled.string)
-        rows = cursor.fetchall()
-    finally:
-        cursor.close()
-    if not rows:
-        return pa.table(
-            {n: pa.array([], pa.string() if n == "external_id" else pa.int64()) for n in names}
-        )
-    columns = list(zip(*rows, strict=True))
-    return pa.table(
-        {
-            n: pa.array(c, pa.string() if n == "external_id" else pa.int64())
-            for n, c in zip(names, columns, strict=True)
-        }
-    )
+    types = [pa.string() if n == "external_id" else pa.int64() for n in names]
+    return select_to_arrow(conn, sa.select(*cols), names, types)
