@@ -527,12 +527,30 @@ def serve(
 
 
 # Feature areas register their own commands (kept in their own modules).
-from kizuna import cli_analytics, cli_automation, cli_programme, cli_web  # noqa: E402
+from kizuna import (  # noqa: E402
+    cli_advocacy,
+    cli_analytics,
+    cli_automation,
+    cli_ops,
+    cli_programme,
+    cli_recommend,
+    cli_success,
+    cli_voice,
+    cli_web,
+)
 
-cli_analytics.register(app)
-cli_automation.register(app)
-cli_programme.register(app)
-cli_web.register(app)
+for _area in (
+    cli_analytics,
+    cli_automation,
+    cli_programme,
+    cli_web,
+    cli_voice,
+    cli_advocacy,
+    cli_recommend,
+    cli_success,
+    cli_ops,
+):
+    _area.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     # Run the copy imported as ``kizuna.cli``, not this ``__main__`` copy, so

@@ -51,9 +51,11 @@ LEASE = timedelta(minutes=5)
 
 
 def load_plugins() -> None:
-    """Import the built-in channel and programme plugins so their actions are registered."""
-    from kizuna.automation import programme_actions  # noqa: F401
+    """Import the channel plugins and every ``automation/*_actions`` module so their actions are registered."""
+    from kizuna.automation import _import_modules
     from kizuna.automation.channels import email, webhook  # noqa: F401
+
+    _import_modules("_actions")
 
 
 def parse(doc: Any) -> Journey:

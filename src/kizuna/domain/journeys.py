@@ -44,6 +44,10 @@ REENTRY = ("once", "once_per_key")
 #: Events a journey can start on; each new row of its table starts one run,
 #: keyed by the row (e.g. the order), so a re-read never starts a second one.
 EVENT_TRIGGERS = ("order_placed", "survey_answered", "event_attended")
+#: Any other event name starts runs on rows of the ``events`` table with that
+#: ``type``: behaviour events from the shop and the system events Kizuna
+#: records itself (points expiring, tier changed, detractor answered, …).
+EVENT_TYPE = re.compile(r"^[a-z][a-z0-9_.]{0,31}$")
 STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 JOURNEY_NAME = re.compile(r"^[\w][\w .:-]{0,99}$")
 
@@ -126,9 +130,11 @@ def _parse_trigger(node: Any, path: str) -> Trigger:
             offset_days=_int(arg.get("offset_days", 0), f"{path}/{kind}/offset_days", -366, 366),
         )
     if kind == "event":
-        if arg not in EVENT_TRIGGERS:
+        if arg not in EVENT_TRIGGERS and not (isinstance(arg, str) and EVENT_TYPE.match(arg)):
             raise _fail(
-                f"{path}/event", f"event must be one of {list(EVENT_TRIGGERS)}, got {arg!r}"
+                f"{path}/event",
+                f"event must be one of {list(EVENT_TRIGGERS)} or an event type "
+                f"(lower-case letters, digits, '_' or '.', at most 32), got {arg!r}",
             )
         return Trigger("event", segment=arg)
     if kind in ("segment_entry", "segment_exit"):

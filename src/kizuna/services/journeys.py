@@ -186,8 +186,11 @@ def _event_source(event: str) -> tuple[sa.Table, Any, Any, list[Any]]:
     if event == "survey_answered":
         s = t.survey_answers
         return s, s.c.id, s.c.answered_at, []
-    ca = t.community_activity
-    return ca, ca.c.id, ca.c.occurred_at, [ca.c.kind == "event_attendance"]
+    if event == "event_attended":
+        ca = t.community_activity
+        return ca, ca.c.id, ca.c.occurred_at, [ca.c.kind == "event_attendance"]
+    e = t.events
+    return e, e.c.id, e.c.occurred_at, [e.c.type == event, e.c.customer_id.is_not(None)]
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:

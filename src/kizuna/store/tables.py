@@ -336,8 +336,13 @@ SOFT_REFERENCES: tuple[tuple[str, str, str], ...] = (
 # Feature areas define their tables in their own modules on the same metadata;
 # importing them here makes ``metadata`` complete for Alembic and tests.
 from kizuna.store import (  # noqa: E402, F401
+    advocacy_tables,
     automation_tables,
+    operations_tables,
     programme_tables,
+    recommend_tables,
     scoring_tables,
+    success_tables,
+    voice_tables,
     web_tables,
 )

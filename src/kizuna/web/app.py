@@ -32,7 +32,6 @@ from kizuna.web.auth import (
 from kizuna.web.nav import ROUTERS
 from kizuna.web.render import render
 from kizuna.web.routes import admin, customers, data, overview, session
-from kizuna.web.routes import analytics as _analytics  # noqa: F401  (registers its pages)
 from kizuna.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
@@ -43,8 +42,20 @@ def plotly_js() -> Path:
     return Path(str(importlib.resources.files("plotly") / "package_data" / "plotly.min.js"))
 
 
+def _import_feature_pages() -> None:
+    """Import every module of ``kizuna.web.routes``: feature pages register themselves."""
+    import importlib
+    import pkgutil
+
+    import kizuna.web.routes as routes
+
+    for info in pkgutil.iter_modules(routes.__path__):
+        importlib.import_module(f"{routes.__name__}.{info.name}")
+
+
 def dashboard_router() -> APIRouter:
     """Every dashboard route; each POST is CSRF-checked by the router's dependency."""
+    _import_feature_pages()
     router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
     for module in (session, overview, customers, data, admin):
         router.include_router(module.router)

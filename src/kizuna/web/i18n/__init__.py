@@ -1,4 +1,4 @@
-"""Message catalogues (``ja.toml``, ``en.toml``) and the choice of language.
+"""Message catalogues (``ja.toml``, ``en.toml``, ``<area>.ja.toml``…) and the choice of language.
 
 Every string a person reads on the dashboard comes from a catalogue key;
 templates call ``t("key", name=value)``. Keys are dotted (``nav.overview``)
@@ -40,10 +40,19 @@ def catalogue(language: str) -> dict[str, str]:
     """Every message of ``language``, by dotted key."""
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}")
-    with (_HERE / f"{language}.toml").open("rb") as fh:
-        data = tomllib.load(fh)
     out: dict[str, str] = {}
-    _flatten("", data, out)
+    # The main catalogue plus one file per feature area (``<area>.<lang>.toml``),
+    # so areas add their pages' strings without touching each other's files.
+    paths = [_HERE / f"{language}.toml", *sorted(_HERE.glob(f"*.{language}.toml"))]
+    for path in paths:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        part: dict[str, str] = {}
+        _flatten("", data, part)
+        clash = sorted(set(part) & set(out))
+        if clash:
+            raise ValueError(f"{path.name} redefines message keys {', '.join(clash[:5])}")
+        out.update(part)
     return out
 
 

@@ -1,0 +1,7 @@
+"""Tables of referrals, ambassadors, community events and reviews (issue 7)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa  # noqa: F401
+
+from kizuna.store.tables import metadata  # noqa: F401
