@@ -233,3 +233,35 @@ def test_order_placed_starts_one_run_per_new_order_and_anniversaries_count_years
     with workspace.engine.connect() as conn:
         keys = set(conn.execute(sa.select(at.journey_runs.c.instance_key)).scalars())
     assert keys == {f"thanks:{cid}:order_placed:{order}", f"anniv:{cid}:anniversary:2"}
+
+
+def test_a_system_event_starts_one_run_per_event_and_ignores_history(workspace: Context) -> None:
+    from kizuna.services.events import record_event
+
+    with workspace.engine.begin() as conn:
+        cid = add(conn, t.customers, external_id="s1", name="s1")
+        record_event(conn, key="old", customer_id=cid, type="tier_changed", occurred_at=NOW)
+    doc = {"name": "tiers", "holdout_percent": 0, "trigger": {"event": "tier_changed"},
+           "steps": [{"id": "t", "action": "create_task", "title": "congratulate {{ name }}"}]}  # fmt: skip
+    journeys.handle_save(journeys.SaveJourney(doc), uow(workspace))
+    journeys.set_status("tiers", "active", uow(workspace))
+    assert journeys.enroll("tiers", uow(workspace), now=NOW) == 0  # history does not trigger
+    with workspace.engine.begin() as conn:
+        assert record_event(conn, key="new", customer_id=cid, type="tier_changed", occurred_at=NOW)
+        # The same fact recorded again (a retried job) is one event, so one run.
+        assert not record_event(
+            conn, key="new", customer_id=cid, type="tier_changed", occurred_at=NOW
+        )
+        record_event(conn, key="other", customer_id=cid, type="page_view", occurred_at=NOW)
+    assert journeys.enroll("tiers", uow(workspace), now=NOW) == 1
+    assert journeys.enroll("tiers", uow(workspace), now=NOW) == 0
+
+
+def test_an_event_trigger_names_a_valid_event_type() -> None:
+    from kizuna.automation.runner import parse
+    from kizuna.errors import JourneyError
+
+    doc = {"name": "bad", "trigger": {"event": "Tier Changed!"},
+           "steps": [{"id": "t", "action": "create_task", "title": "x"}]}  # fmt: skip
+    with pytest.raises(JourneyError, match="event type"):
+        parse(doc)

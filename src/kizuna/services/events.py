@@ -47,5 +47,10 @@ def record_event(
         "properties": dict(properties or {}),
     }
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(t.events).values(**values).on_conflict_do_nothing(index_elements=["external_id"])
-    return conn.execute(stmt).rowcount == 1
+    stmt = (
+        insert(t.events)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["external_id"])
+        .returning(t.events.c.id)
+    )
+    return conn.execute(stmt).first() is not None
