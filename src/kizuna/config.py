@@ -265,6 +265,13 @@ SETTINGS: tuple[Setting, ...] = (
         "(21:00-09:00); messages wait until the end instead of being dropped.",
         _quiet_hours,
     ),
+    Setting(
+        "smtp_connections",
+        4,
+        "SMTP connections each worker sends a campaign batch over in parallel; "
+        "1 sends one message at a time.",
+        _positive_int,
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -300,6 +307,7 @@ class Settings:
     public_url: str = "http://127.0.0.1:8080"
     frequency_cap: str = ""
     quiet_hours: str = ""
+    smtp_connections: int = 4
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

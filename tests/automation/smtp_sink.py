@@ -41,8 +41,8 @@ class Sink:
 
 
 @contextmanager
-def smtp_sink(delay: float = 0.0) -> Iterator[tuple[Sink, int]]:
-    sink = Sink(delay)
+def smtp_sink(delay: float = 0.0, handler: Sink | None = None) -> Iterator[tuple[Sink, int]]:
+    sink = handler if handler is not None else Sink(delay)
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()

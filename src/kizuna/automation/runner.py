@@ -197,6 +197,45 @@ class Runner:
         load_plugins()
         self.engine, self.settings, self.worker, self.clock = engine, settings, worker, clock
         self._journeys: dict[int, tuple[str, Journey]] = {}
+        self._pool: Any = None
+
+    def smtp_pool(self) -> Any:
+        """The worker's parallel SMTP connections (see :mod:`kizuna.automation.email_batch`)."""
+        if self._pool is None:
+            from kizuna.automation.email_batch import SMTPPool
+
+            self._pool = SMTPPool(self.settings.smtp_connections)
+        return self._pool
+
+    def close(self) -> None:
+        """Close the SMTP connections this runner opened."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def process_batch(self, run_ids: list[int], stopping: Callable[[], bool]) -> None:
+        """Advance a claimed batch: plain email steps together, everything else one by one."""
+        from kizuna.automation.email_batch import send_batch
+
+        done, more = send_batch(self, run_ids)
+        for run_id in run_ids:
+            if stopping():
+                break
+            # A run whose email went out may have more to do now (a branch, a
+            # second action); the single path continues it and releases it.
+            if run_id not in done or run_id in more:
+                self.process(run_id)
+        if done - more:
+            self.release_many(done - more)
+
+    def release_many(self, run_ids: set[int]) -> None:
+        r = at.journey_runs
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(r)
+                .where(r.c.id.in_(sorted(run_ids)), r.c.claimed_by == self.worker)
+                .values(claimed_by=None, claimed_until=None)
+            )
 
     def journey(self, conn: sa.Connection, journey_id: int) -> Journey:
         row = conn.execute(

@@ -42,9 +42,20 @@ def _workspace_secret(settings: Settings) -> bytes:
     return path.read_text(encoding="ascii").strip().encode()
 
 
+_KEYS: dict[tuple[str, str], bytes] = {}
+
+
 def _key(settings: Settings) -> bytes:
     # A derived key: a leaked unsubscribe signature says nothing about sessions.
-    return hmac.new(_workspace_secret(settings), b"kizuna-unsubscribe-v1", hashlib.sha256).digest()
+    # Cached per secret and workspace: a campaign signs one link per message.
+    cache_key = (str.__str__(settings.secret_key), str(settings.workspace))
+    key = _KEYS.get(cache_key)
+    if key is None:
+        key = hmac.new(
+            _workspace_secret(settings), b"kizuna-unsubscribe-v1", hashlib.sha256
+        ).digest()
+        _KEYS[cache_key] = key
+    return key
 
 
 def make_token(settings: Settings, customer_id: int, channel: str = "email") -> str:

@@ -101,10 +101,7 @@ def run_worker(
                     last_enroll = _time.monotonic()
             ids = claim(ctx.engine, worker, now(), batch, lease)
             stats.claimed += len(ids)
-            for run_id in ids:
-                if stopping:
-                    break
-                runner.process(run_id)
+            runner.process_batch(ids, lambda: stopping)
             if progress is not None and ids:
                 progress(stats)
             if not ids:
@@ -117,6 +114,7 @@ def run_worker(
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        runner.close()
         for action_name in ("email",):
             from kizuna.automation.actions import ACTIONS
 

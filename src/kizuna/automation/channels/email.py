@@ -16,7 +16,10 @@ import hashlib
 import smtplib
 import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formataddr, parseaddr
 from typing import Any
 
@@ -50,27 +53,36 @@ def build_message(
     customer: Mapping[str, Any],
     key: str,
     run_variables: Mapping[str, Any] | None = None,
-) -> EmailMessage:
-    """The MIME message: UTF-8 subject and bodies (Japanese included), text + HTML."""
+) -> Message:
+    """The MIME message: UTF-8 subject and bodies (Japanese included), text + HTML.
+
+    Built with the classic ``email.mime`` classes (the ``compat32`` policy):
+    they write encoded-word headers and base64 bodies directly, where
+    ``EmailMessage`` re-parses every header it is given — about ten times
+    the cost, which dominated a campaign's sending time.
+    """
     unsubscribe = unsubscribe_url(settings, int(customer["id"]))
     variables = {**customer, **(run_variables or {}), "unsubscribe_url": unsubscribe}
-    msg = EmailMessage()
-    msg["Subject"] = render(params["subject"], variables, what="email subject").replace("\n", " ")
-    msg["From"] = settings.email_from
+    text = MIMEText(render(params["text"], variables, what="email text"), "plain", "utf-8")
+    msg: Message
+    if params.get("html"):
+        html = render(params["html"], variables, html=True, what="email HTML")
+        msg = MIMEMultipart("alternative")
+        msg.attach(text)
+        msg.attach(MIMEText(html, "html", "utf-8"))
+    else:
+        msg = text
+    subject = render(params["subject"], variables, what="email subject").replace("\n", " ")
+    msg["Subject"] = Header(subject, "utf-8").encode() if not subject.isascii() else subject
+    sender_name, sender_address = parseaddr(settings.email_from)
+    msg["From"] = formataddr((sender_name, sender_address), charset="utf-8")
     msg["To"] = formataddr(
         (str(customer.get("name") or ""), str(customer["email"])), charset="utf-8"
     )
-    domain = parseaddr(settings.email_from)[1].partition("@")[2] or "kizuna.local"
+    domain = sender_address.partition("@")[2] or "kizuna.local"
     msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
     msg["List-Unsubscribe"] = f"<{unsubscribe}>"
     msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(render(params["text"], variables, what="email text"), charset="utf-8")
-    if params.get("html"):
-        msg.add_alternative(
-            render(params["html"], variables, html=True, what="email HTML"),
-            subtype="html",
-            charset="utf-8",
-        )
     return msg
 
 
@@ -99,7 +111,7 @@ class SMTPSender:
         self._smtp, self._target = smtp, target
         return smtp
 
-    def send(self, settings: Settings, msg: EmailMessage) -> None:
+    def send(self, settings: Settings, msg: Message) -> None:
         try:
             self._connect(settings).send_message(msg)
         except smtplib.SMTPResponseException as exc:
@@ -109,6 +121,10 @@ class SMTPSender:
             raise PermanentFailure(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
+            codes = [code for code, _ in exc.recipients.values()]
+            if codes and all(400 <= code < 500 for code in codes):
+                # A greylisting or full-mailbox answer: the server asks us to come back.
+                raise RetryLater(f"recipient deferred: {exc.recipients}") from exc
             raise PermanentFailure(f"recipient refused: {exc.recipients}") from exc
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
@@ -144,16 +160,22 @@ class EmailAction:
                 # not at 09:00 on someone's birthday.
                 render(params[key], sample, html=key == "html", what=f"journey {path}/{key}")
 
+    def compose(self, ctx: ActionContext) -> Message:
+        """The message of this step for this customer (both send paths build it here)."""
+        return build_message(
+            ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key, ctx.variables
+        )
+
     def perform(self, ctx: ActionContext) -> Outcome:
         if not has_consent(ctx.conn, int(ctx.customer["id"]), "email"):
             return Outcome("skipped", "no email consent at send time")
         if not ctx.customer.get("email"):
             return Outcome("skipped", "no email address")
-        msg = build_message(
-            ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key, ctx.variables
-        )
+        msg = self.compose(ctx)
         self.sender.send(ctx.settings, msg)
         return Outcome("sent", message_id=str(msg["Message-ID"]))
 
 
-register_action(EmailAction())
+#: The registered email action; :mod:`kizuna.automation.email_batch` composes with it too.
+EMAIL = EmailAction()
+register_action(EMAIL)
