@@ -27,6 +27,9 @@ def create_app(ctx: Context) -> FastAPI:
     errors.install(app)
     for router in _routers():
         app.include_router(router, prefix="/v1")
+    from kizuna.web.unsubscribe_page import router as unsubscribe_router
+
+    app.include_router(unsubscribe_router)  # public: every email's unsubscribe link
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
