@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from tests.helpers import add
 
-from kizuna.automation.uplift import proportion_uplift, welch_uplift
+from kizuna.automation.uplift import cuped_uplift, proportion_uplift, welch_uplift
 from kizuna.bootstrap import Context
 from kizuna.errors import ValidationError
 from kizuna.services import journeys, measures
@@ -38,6 +38,56 @@ def test_welch_interval_covers_a_known_revenue_effect_about_95_percent() -> None
         control = [rng.expovariate(1 / 1000) for _ in range(120)]
         covered += welch_uplift(treated, control).covers(200.0)
     assert 0.92 <= covered / trials <= 0.98
+
+
+def test_cuped_covers_the_effect_about_95_percent_with_a_narrower_interval() -> None:
+    rng = random.Random(11)
+    covered, narrower, trials, effect = 0, 0, 400, 150.0
+    for _ in range(trials):
+        # Spend this month follows spend last month (rho about 0.8); the campaign adds 150.
+        before_t = [rng.gammavariate(2, 500) for _ in range(400)]
+        before_c = [rng.gammavariate(2, 500) for _ in range(200)]
+        treated = [0.8 * x + rng.gauss(200, 300) + effect for x in before_t]
+        control = [0.8 * x + rng.gauss(200, 300) for x in before_c]
+        adjusted = cuped_uplift(treated, control, before_t, before_c)
+        plain = welch_uplift(treated, control)
+        covered += adjusted.covers(effect)
+        narrower += (adjusted.high - adjusted.low) < 0.8 * (plain.high - plain.low)
+    assert 0.92 <= covered / trials <= 0.98
+    assert narrower == trials
+
+
+def test_report_gives_each_ab_variant_its_own_interval_against_the_holdout(
+    workspace: Context,
+) -> None:
+    uow = UnitOfWork(workspace.engine, workspace.settings)
+    doc = {"name": "ab", "trigger": {"segment_entry": "x"}, "steps": [{"id": "end", "exit": True}]}
+    journeys.handle_save(journeys.SaveJourney(doc), uow)
+    start = datetime(2025, 5, 1, tzinfo=UTC)
+    with workspace.engine.begin() as conn:
+        jid = conn.execute(sa.select(at.journeys.c.id)).scalar_one()
+        for n in range(90):
+            group = ("a", "b", None)[n % 3]
+            cid = add(conn, t.customers, external_id=f"ab{n}")
+            add(conn, at.journey_runs, customer_id=cid, journey_id=jid, instance_key=f"k{n}",
+                status="completed", holdout=group is None, variant=group, started_at=start)  # fmt: skip
+            # a converts 20/30, b 10/30, hold-out 5/30; everyone bought 300 before.
+            buys = n // 3 < {"a": 20, "b": 10, None: 5}[group]
+            add(conn, t.orders, external_id=f"pre{n}", customer_id=cid,
+                ordered_at=start - timedelta(days=5), total_amount=300)  # fmt: skip
+            if buys:
+                add(conn, t.orders, external_id=f"o{n}", customer_id=cid,
+                    ordered_at=start + timedelta(days=3), total_amount=1000)  # fmt: skip
+    rep = measures.report("ab", uow)
+    conv_a, rev_a = rep.variant_uplift["a"]
+    conv_b, _ = rep.variant_uplift["b"]
+    assert conv_a.estimate == pytest.approx(20 / 30 - 5 / 30)
+    assert conv_b.estimate == pytest.approx(10 / 30 - 5 / 30)
+    assert conv_a.low > 0 and rev_a.estimate == pytest.approx(1000 * (20 - 5) / 30)
+    assert rep.treated.revenue_before == [300.0] * 60  # the pre-period window is read
+    data = measures.as_dict(rep)
+    assert set(data["variants"]) == {"a", "b"}
+    assert data["variants"]["b"]["conversion_uplift"]["estimate"] == pytest.approx(1 / 6)
 
 
 def test_report_measures_treated_against_holdout_and_checks_the_target(workspace: Context) -> None:

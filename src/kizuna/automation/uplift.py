@@ -64,3 +64,39 @@ def welch_uplift(
     df = (a + b) ** 2 / (a**2 / (n_t - 1) + b**2 / (n_c - 1))
     q = float(stats.t.ppf(0.5 + level / 2, df))
     return Interval(diff, diff - q * se, diff + q * se)
+
+
+def cuped_uplift(
+    treated: Sequence[float],
+    control: Sequence[float],
+    treated_before: Sequence[float],
+    control_before: Sequence[float],
+    level: float = 0.95,
+) -> Interval:
+    """Difference in means adjusted by a pre-period covariate (CUPED), Welch interval.
+
+    Each outcome Y becomes Y - θ(X - mean X), with X the same customer's
+    value before the campaign (revenue in an equally long window before the
+    run started) and θ = cov(X, Y) / var(X) over both groups together. X is
+    fixed before assignment, so the adjustment leaves the estimate unbiased
+    and removes the share of the variance that X explains: the interval
+    narrows by about sqrt(1 - ρ²).
+
+    Deng, A., Xu, Y., Kohavi, R. & Walker, T. (2013). Improving the
+    sensitivity of online controlled experiments by utilizing pre-experiment
+    data. *WSDM '13*, 123–132.
+    """
+    if not (len(treated) == len(treated_before) and len(control) == len(control_before)):
+        raise ValueError("every outcome needs its pre-period value")
+    ys = [*treated, *control]
+    xs = [*treated_before, *control_before]
+    n = len(xs)
+    if n < 3:
+        return Interval(math.nan, math.nan, math.nan)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var_x = sum((x - mx) ** 2 for x in xs) / (n - 1)
+    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / (n - 1)
+    theta = cov / var_x if var_x > 0 else 0.0
+    adjusted_t = [y - theta * (x - mx) for y, x in zip(treated, treated_before, strict=True)]
+    adjusted_c = [y - theta * (x - mx) for y, x in zip(control, control_before, strict=True)]
+    return welch_uplift(adjusted_t, adjusted_c, level)

@@ -8,15 +8,16 @@ journey without receiving anything, so the difference is the journey's effect.
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 
 from kizuna.automation.runner import parse
-from kizuna.automation.uplift import Interval, proportion_uplift, welch_uplift
+from kizuna.automation.uplift import Interval, cuped_uplift, proportion_uplift, welch_uplift
 from kizuna.errors import NotFound, ValidationError
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import automation_tables as at
@@ -66,6 +67,8 @@ class Group:
     customers: int
     conversions: int
     revenue: list[float]
+    #: Each customer's revenue in an equally long window before their run started.
+    revenue_before: list[float] = field(default_factory=list)
 
     @property
     def rate(self) -> float:
@@ -85,6 +88,11 @@ class EffectReport:
     conversion_uplift: Interval
     revenue_uplift: Interval
     variants: dict[str, Group]
+    #: Revenue uplift adjusted by each customer's pre-period revenue (CUPED):
+    #: the same effect, a narrower interval.
+    revenue_uplift_cuped: Interval = Interval(math.nan, math.nan, math.nan)
+    #: Each A/B variant against the hold-out: (conversion uplift, revenue uplift).
+    variant_uplift: dict[str, tuple[Interval, Interval]] = field(default_factory=dict)
     objective: str | None = None
     kpi: str | None = None
     target: float | None = None
@@ -124,14 +132,15 @@ def report(name: str, uow: UnitOfWork) -> EffectReport:
         ):
             orders[cid].append((when, amount))
         measure = uow.conn.execute(sa.select(m).where(m.c.journey_id == journey_id)).one_or_none()
-    buckets: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    buckets: dict[str, tuple[list[int], list[float], list[float]]] = defaultdict(
+        lambda: ([], [], [])
+    )
     for run in runs:
         end = run.started_at + timedelta(days=days)
-        inside = [
-            amount
-            for when, amount in orders.get(run.customer_id, [])
-            if run.started_at < when <= end
-        ]
+        history = orders.get(run.customer_id, [])
+        inside = [amount for when, amount in history if run.started_at < when <= end]
+        before = run.started_at - timedelta(days=days)
+        earlier = sum(amount for when, amount in history if before < when <= run.started_at)
         keys = (
             ["holdout"]
             if run.holdout
@@ -140,12 +149,14 @@ def report(name: str, uow: UnitOfWork) -> EffectReport:
         for key in keys:
             buckets[key][0].append(1 if inside else 0)
             buckets[key][1].append(float(sum(inside)))
+            buckets[key][2].append(float(earlier))
 
     def group(key: str) -> Group:
-        conv, revenue = buckets.get(key, ([], []))
-        return Group(key, len(conv), sum(conv), revenue)
+        conv, revenue, revenue_before = buckets.get(key, ([], [], []))
+        return Group(key, len(conv), sum(conv), revenue, revenue_before)
 
     treated, holdout = group("treated"), group("holdout")
+    variants = {k.split(":", 1)[1]: group(k) for k in buckets if k.startswith("variant:")}
     return EffectReport(
         journey=name,
         goal_days=days,
@@ -155,7 +166,19 @@ def report(name: str, uow: UnitOfWork) -> EffectReport:
             treated.conversions, treated.customers, holdout.conversions, holdout.customers
         ),
         revenue_uplift=welch_uplift(treated.revenue, holdout.revenue),
-        variants={k.split(":", 1)[1]: group(k) for k in buckets if k.startswith("variant:")},
+        variants=variants,
+        revenue_uplift_cuped=cuped_uplift(
+            treated.revenue, holdout.revenue, treated.revenue_before, holdout.revenue_before
+        ),
+        variant_uplift={
+            name: (
+                proportion_uplift(
+                    v.conversions, v.customers, holdout.conversions, holdout.customers
+                ),
+                welch_uplift(v.revenue, holdout.revenue),
+            )
+            for name, v in variants.items()
+        },
         objective=measure.objective if measure else None,
         kpi=measure.kpi if measure else None,
         target=measure.target if measure else None,
@@ -178,5 +201,13 @@ def as_dict(rep: EffectReport) -> dict[str, Any]:
         "holdout": {"customers": rep.holdout.customers, "conversion_rate": rep.holdout.rate,
                     "revenue_per_customer": rep.holdout.revenue_per_customer},
         "conversion_uplift": vars(rep.conversion_uplift), "revenue_uplift": vars(rep.revenue_uplift),
+        "revenue_uplift_cuped": vars(rep.revenue_uplift_cuped),
+        "variants": {
+            name: {"customers": v.customers, "conversion_rate": v.rate,
+                   "revenue_per_customer": v.revenue_per_customer,
+                   "conversion_uplift": vars(rep.variant_uplift[name][0]),
+                   "revenue_uplift": vars(rep.variant_uplift[name][1])}
+            for name, v in rep.variants.items()
+        },
         "objective": rep.objective, "kpi": rep.kpi, "target": rep.target, "achieved": rep.achieved,
     }  # fmt: skip
