@@ -354,6 +354,53 @@ def measures_report(
     console.print(table)
 
 
+@measures_app.command("global")
+def measures_global(
+    since: Annotated[str, typer.Option(help="First day of the period (YYYY-MM-DD, UTC).")],
+    until: Annotated[str, typer.Option(help="Day after the period (YYYY-MM-DD, UTC).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+) -> None:
+    """All marketing together: marketed customers vs the global control group, with 95% CIs."""
+    import json
+    from datetime import UTC, date, datetime
+
+    from kizuna.errors import ValidationError
+    from kizuna.services import measures
+
+    try:
+        start, end = (
+            datetime.combine(date.fromisoformat(d), datetime.min.time(), tzinfo=UTC)
+            for d in (since, until)
+        )
+    except ValueError:
+        raise ValidationError("--since and --until are dates such as 2026-10-01") from None
+    effect = measures.global_effect(_uow(_ctx()), start, end)
+    console = _cli().console
+    groups = {
+        g.name: {"customers": g.customers, "buyers": g.conversions, "conversion_rate": g.rate,
+                 "revenue_per_customer": g.revenue_per_customer}
+        for g in (effect.treated, effect.control)
+    }  # fmt: skip
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {"since": since, "until": until, "percent": effect.percent, **groups,
+                 "conversion_uplift": vars(effect.conversion_uplift),
+                 "revenue_uplift": vars(effect.revenue_uplift),
+                 "revenue_uplift_cuped": vars(effect.revenue_uplift_cuped)},
+                default=str,
+            )
+        )  # fmt: skip
+        return
+    cu, ru, rc = effect.conversion_uplift, effect.revenue_uplift, effect.revenue_uplift_cuped
+    for name, g in groups.items():
+        console.print(f"{name}: {g['customers']:,} customers, {g['conversion_rate']:.1%} bought, "
+                      f"{g['revenue_per_customer']:,.0f} per customer")  # fmt: skip
+    console.print(f"conversion uplift {cu.estimate:+.2%} (95% CI {cu.low:+.2%}..{cu.high:+.2%})")
+    console.print(f"revenue uplift {ru.estimate:+,.0f} (95% CI {ru.low:+,.0f}..{ru.high:+,.0f}); "
+                  f"CUPED {rc.estimate:+,.0f} ({rc.low:+,.0f}..{rc.high:+,.0f})")  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
     """Add the automation commands to the main ``kizuna`` app."""
     app.add_typer(segment_app, name="segment")

@@ -99,6 +99,13 @@ def _frequency_cap(value: str) -> str:
     return str(value)
 
 
+def _global_control(value: str | float) -> float:
+    share = float(value)
+    if not 0 <= share <= 50:
+        raise ValueError(f"expected a percentage from 0 to 50, got {value!r}")
+    return share
+
+
 def _quiet_hours(value: str) -> str:
     if value:
         from datetime import time
@@ -266,6 +273,13 @@ SETTINGS: tuple[Setting, ...] = (
         _quiet_hours,
     ),
     Setting(
+        "global_control_percent",
+        0.0,
+        "Share of customers (0-50 %) in the workspace-wide control group: no journey sends "
+        "them marketing, so `kizuna measures global` can measure all campaigns together.",
+        _global_control,
+    ),
+    Setting(
         "smtp_connections",
         4,
         "SMTP connections each worker sends a campaign batch over in parallel; "
@@ -308,6 +322,7 @@ class Settings:
     frequency_cap: str = ""
     quiet_hours: str = ""
     smtp_connections: int = 4
+    global_control_percent: float = 0.0
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

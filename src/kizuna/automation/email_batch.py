@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from kizuna.automation.actions import ActionContext, PermanentFailure, RetryLater
 from kizuna.automation.channels.email import EMAIL, SMTPSender
-from kizuna.domain.journeys import Journey
+from kizuna.domain.journeys import Journey, in_global_control
 from kizuna.errors import KizunaError
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
@@ -203,6 +203,8 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
             mail.customer = customers[mail.run.customer_id]
             if (mail.run.customer_id, mail.key) in ledgered:
                 continue  # a crash left a row: the single path resolves it
+            if in_global_control(mail.run.customer_id, settings.global_control_percent):
+                continue  # ledgered as held out by the single path
             tz = zone_of(mail.customer.get("timezone"), settings.tz)
             if _quiet_until(settings.quiet_hours, now, tz) is not None:
                 continue  # held until morning by the single path

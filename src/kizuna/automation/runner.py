@@ -40,7 +40,14 @@ from kizuna.automation.actions import (
 )
 from kizuna.automation.segments_sql import CompileContext, compile_rule
 from kizuna.config import Settings
-from kizuna.domain.journeys import Journey, choose_branch, parse_journey, wait_until, zone_of
+from kizuna.domain.journeys import (
+    Journey,
+    choose_branch,
+    in_global_control,
+    parse_journey,
+    wait_until,
+    zone_of,
+)
 from kizuna.errors import JourneyError, KizunaError
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
@@ -370,8 +377,12 @@ class Runner:
             "journey_id": run.journey_id, "step_id": step_id, "action": action.name,
             "marketing": marketing, "created_at": now,
         }  # fmt: skip
-        if ledger is None and run.holdout:
-            conn.execute(sa.insert(s).values(**base, status="holdout", done_at=now))
+        control = marketing and in_global_control(
+            run.customer_id, self.settings.global_control_percent
+        )
+        if ledger is None and (run.holdout or control):
+            reason = "global control group" if control and not run.holdout else None
+            conn.execute(sa.insert(s).values(**base, status="holdout", reason=reason, done_at=now))
             state.goto(journey.next_after(step_id), now)
             self._save(conn, run, state, now)
             return state.status == "active"

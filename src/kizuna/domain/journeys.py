@@ -283,6 +283,16 @@ def in_holdout(customer_id: int, journey: str, percent: float) -> bool:
     return _unit("holdout", journey, customer_id) * 100 < percent
 
 
+def in_global_control(customer_id: int, percent: float) -> bool:
+    """Whether a customer is in the workspace-wide control group (no marketing from any journey).
+
+    Independent of every journey's own hold-out (a different hash), and
+    stable: the same customers stay out of all campaigns, so their spend is
+    what the whole marketing programme is measured against.
+    """
+    return percent > 0 and _unit("global-control", customer_id) * 100 < percent
+
+
 def choose_branch(step: Step, customer_id: int, journey: str) -> str:
     """The A/B branch of a customer: weighted, stable per customer, journey and step."""
     total = sum(w for _, w in step.branches)

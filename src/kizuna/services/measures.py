@@ -211,3 +211,84 @@ def as_dict(rep: EffectReport) -> dict[str, Any]:
         },
         "objective": rep.objective, "kpi": rep.kpi, "target": rep.target, "achieved": rep.achieved,
     }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GlobalEffect:
+    """All marketing together: everyone else against the workspace-wide control group."""
+
+    since: datetime
+    until: datetime
+    percent: float
+    treated: Group
+    control: Group
+    conversion_uplift: Interval
+    revenue_uplift: Interval
+    revenue_uplift_cuped: Interval
+
+
+def global_effect(uow: UnitOfWork, since: datetime, until: datetime) -> GlobalEffect:
+    """Buyers and revenue per customer in [since, until), marketed vs the global control group.
+
+    Counts customers who had signed up by ``since`` (or carry no sign-up
+    date), so both groups face the same window; revenue in an equally long
+    window before ``since`` is the CUPED covariate.
+    """
+    from kizuna.domain.journeys import in_global_control
+
+    if until <= since:
+        raise ValidationError("the period must end after it starts (--until after --since)")
+    percent = uow.settings.global_control_percent
+    if percent <= 0:
+        raise ValidationError(
+            "no global control group: set global_control_percent (e.g. 5) in kizuna.toml, "
+            "then measure a period that starts after the change"
+        )
+    c, o = t.customers, t.orders
+    before = since - (until - since)
+    with uow:
+        ids = list(
+            uow.conn.execute(
+                sa.select(c.c.id).where(sa.or_(c.c.signup_at.is_(None), c.c.signup_at <= since))
+            ).scalars()
+        )
+        during: dict[int, float] = defaultdict(float)
+        earlier: dict[int, float] = defaultdict(float)
+        rows = uow.conn.execute(
+            sa.select(o.c.customer_id, o.c.ordered_at, o.c.total_amount).where(
+                o.c.status == "completed", o.c.ordered_at >= before, o.c.ordered_at < until
+            )
+        )
+        for cid, when, amount in rows:
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+            (during if when >= since else earlier)[cid] += float(amount)
+    groups: dict[bool, tuple[list[int], list[float], list[float]]] = {
+        True: ([], [], []),
+        False: ([], [], []),
+    }
+    for cid in ids:
+        conv, revenue, revenue_before = groups[in_global_control(cid, percent)]
+        spent = during.get(cid, 0.0)
+        conv.append(1 if spent > 0 else 0)
+        revenue.append(spent)
+        revenue_before.append(earlier.get(cid, 0.0))
+
+    def group(name: str, control: bool) -> Group:
+        conv, revenue, revenue_before = groups[control]
+        return Group(name, len(conv), sum(conv), revenue, revenue_before)
+
+    treated, control = group("marketed", False), group("global_control", True)
+    return GlobalEffect(
+        since=since,
+        until=until,
+        percent=percent,
+        treated=treated,
+        control=control,
+        conversion_uplift=proportion_uplift(
+            treated.conversions, treated.customers, control.conversions, control.customers
+        ),
+        revenue_uplift=welch_uplift(treated.revenue, control.revenue),
+        revenue_uplift_cuped=cuped_uplift(
+            treated.revenue, control.revenue, treated.revenue_before, control.revenue_before
+        ),
+    )
