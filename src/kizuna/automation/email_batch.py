@@ -329,12 +329,13 @@ def _save_states(conn: sa.Connection, worker: str, states: dict[int, Any], now: 
         .values(
             status=sa.bindparam("b_status"), step_id=sa.bindparam("b_step"),
             waiting=sa.bindparam("b_waiting"), due_at=sa.bindparam("b_due"),
+            waiting_since=sa.bindparam("b_since"),
             variant=sa.bindparam("b_variant"), attempts=sa.bindparam("b_attempts"),
             last_error=sa.bindparam("b_error"), finished_at=sa.bindparam("b_finished"),
         ),
         [
             {
-                "b_id": run_id, "b_status": st.status, "b_step": st.step_id, "b_waiting": st.waiting,
+                "b_id": run_id, "b_status": st.status, "b_step": st.step_id, "b_waiting": st.waiting, "b_since": st.waiting_since,
                 "b_due": st.due_at, "b_variant": st.variant, "b_attempts": st.attempts,
                 "b_error": st.last_error, "b_finished": now if st.status != "active" else None,
             }

@@ -186,9 +186,11 @@ class RunState:
     variant: str | None
     attempts: int
     last_error: str | None = None
+    waiting_since: datetime | None = None
 
     def goto(self, step_id: str | None, now: datetime) -> None:
         self.waiting, self.attempts, self.last_error = False, 0, None
+        self.waiting_since = None
         if step_id is None:
             self.status, self.step_id, self.due_at = "completed", None, None
         else:
@@ -303,8 +305,9 @@ class Runner:
             )
             tz = zone_of(customer.get("timezone"), self.settings.tz)
             state = RunState(
-                run.status, run.step_id, run.waiting, run.due_at, run.variant, run.attempts
-            )
+                run.status, run.step_id, run.waiting, run.due_at, run.variant, run.attempts,
+                waiting_since=run.waiting_since,
+            )  # fmt: skip
             if journey.goal_days is not None and _converted(
                 conn, run.customer_id, run.started_at, now
             ):
@@ -314,7 +317,11 @@ class Runner:
             assert state.step_id is not None
             step = journey.step(state.step_id)
             more = True
-            if step.kind == "wait":
+            if step.kind == "wait" and "event" in step.params:
+                more = self._wait_for_event(
+                    conn, run, journey, step.id, step.params, state, now, tz
+                )
+            elif step.kind == "wait":
                 if state.waiting:
                     state.goto(journey.next_after(step.id), now)
                 else:
@@ -346,6 +353,39 @@ class Runner:
                 )
             self._save(conn, run, state, now)
             return more and state.status == "active"
+
+    def _wait_for_event(
+        self,
+        conn: sa.Connection,
+        run: Any,
+        journey: Journey,
+        step_id: str,
+        params: Mapping[str, Any],
+        state: RunState,
+        now: datetime,
+        tz: ZoneInfo,
+    ) -> bool:
+        """Wait until the customer does ``params['event']``, at most until the limit.
+
+        The run sleeps until its deadline; :func:`kizuna.services.journeys.wake_event_waits`
+        makes it due early when the event arrives. Either way the decision is
+        taken here, from the rows: the event since the wait began → the next
+        step; none, and the deadline has passed → the ``timeout`` step.
+        """
+        if not state.waiting:
+            state.waiting, state.waiting_since = True, now
+            state.due_at = wait_until(params, now, tz)
+            return state.due_at <= now
+        since = state.waiting_since or run.started_at
+        if event_since(conn, str(params["event"]), run.customer_id, since, now):
+            state.goto(journey.next_after(step_id), now)
+            return True
+        deadline = wait_until(params, since, tz)
+        if now >= deadline:
+            state.goto(params.get("timeout") or journey.next_after(step_id), now)
+            return True
+        state.due_at = deadline
+        return False
 
     def _action(
         self,
@@ -507,11 +547,30 @@ class Runner:
             .where(r.c.id == run.id, r.c.claimed_by == self.worker)
             .values(
                 status=state.status, step_id=state.step_id, waiting=state.waiting, due_at=state.due_at,
+                waiting_since=state.waiting_since,
                 variant=state.variant, attempts=state.attempts, last_error=state.last_error,
                 finished_at=finished,
             )
         )  # fmt: skip
         _commit(conn)
+
+
+def event_since(
+    conn: sa.Connection, event: str, customer_id: int, since: datetime, now: datetime
+) -> bool:
+    """Whether the customer did ``event`` after ``since`` (and not after ``now``)."""
+    from kizuna.services.journeys import event_source
+
+    source, _, when, where = event_source(event)
+    return bool(
+        conn.execute(
+            sa.select(
+                sa.exists().where(
+                    source.c.customer_id == customer_id, when > since, when <= now, *where
+                )
+            )
+        ).scalar_one()
+    )
 
 
 def _begin(conn: sa.Connection) -> None:

@@ -148,7 +148,10 @@ def _programme_jobs(ctx: Context, now: datetime) -> int:
 
 
 def _enroll(ctx: Context, now: datetime) -> int:
-    return journeys.enroll_all(UnitOfWork(ctx.engine, ctx.settings), now)
+    started = journeys.enroll_all(UnitOfWork(ctx.engine, ctx.settings), now)
+    # Runs waiting for an event the customer has now done become due.
+    journeys.wake_event_waits(UnitOfWork(ctx.engine, ctx.settings), now)
+    return started
 
 
 def _busy_tolerant(ctx: Context, job: Callable[[], int]) -> int | None:

@@ -20,6 +20,7 @@ Definition shape::
       - {id: morning, wait: {until: "09:00", weekdays: [mon, tue, wed, thu, fri]}}
       - {id: greet, action: email, template: birthday}
       - {id: pause, wait: {days: 3}}
+      - {id: bought, wait: {event: order_placed, days: 7, timeout: done}}  # or time runs out
       - {id: check, if: {consent: email}, then: thanks, else: done}
       - {id: thanks, action: set_attribute, key: greeted, value: true}
       - {id: done, exit: true}
@@ -149,10 +150,27 @@ def _parse_trigger(node: Any, path: str) -> Trigger:
 def _parse_wait(arg: Any, path: str) -> dict[str, Any]:
     if not isinstance(arg, Mapping) or not arg:
         raise _fail(path, "wait takes {days|hours|minutes: N} or {until: 'HH:MM', weekdays: [...]}")
-    extra = set(arg) - {"days", "hours", "minutes", "until", "weekdays"}
+    extra = set(arg) - {"days", "hours", "minutes", "until", "weekdays", "event", "timeout"}
     if extra:
         raise _fail(f"{path}/{sorted(extra)[0]}", "unknown wait option")
     out: dict[str, Any] = {}
+    if "event" in arg:
+        # Wait until the customer does something, at most the given time.
+        event = arg["event"]
+        if event not in EVENT_TRIGGERS and not (isinstance(event, str) and EVENT_TYPE.match(event)):
+            raise _fail(
+                f"{path}/event",
+                f"event must be one of {list(EVENT_TRIGGERS)} or an event type, got {event!r}",
+            )
+        if not any(unit in arg for unit in ("days", "hours", "minutes", "until")):
+            raise _fail(path, "waiting for an event needs a limit: days, hours, minutes or until")
+        out["event"] = event
+        if "timeout" in arg:
+            if not isinstance(arg["timeout"], str):
+                raise _fail(f"{path}/timeout", "timeout is the id of the step to go to")
+            out["timeout"] = arg["timeout"]
+    elif "timeout" in arg:
+        raise _fail(f"{path}/timeout", "timeout belongs to a wait for an event")
     for unit in ("days", "hours", "minutes"):
         if unit in arg:
             out[unit] = _int(arg[unit], f"{path}/{unit}", 0, 100000)
@@ -253,7 +271,7 @@ def parse_journey(doc: Any, actions: set[str]) -> Journey:
     for i, s in enumerate(steps):
         if ids.count(s.id) > 1:
             raise _fail(f"/steps/{i}/id", f"step id {s.id!r} is used twice")
-        targets = [s.then, s.otherwise, *(b for b, _ in s.branches)]
+        targets = [s.then, s.otherwise, s.params.get("timeout"), *(b for b, _ in s.branches)]
         for target in targets:
             if target is not None and target not in ids:
                 raise _fail(f"/steps/{i}", f"points at unknown step {target!r}")

@@ -94,7 +94,7 @@ def set_status(name: str, status: str, uow: UnitOfWork) -> None:
         if status == "active" and journey.trigger.kind == "event" and current == 0:
             # An event journey reacts to events from its first activation on,
             # not to the whole history already in the database.
-            _, id_col, _, _ = _event_source(str(journey.trigger.segment))
+            _, id_col, _, _ = event_source(str(journey.trigger.segment))
             values["change_cursor"] = uow.conn.execute(
                 sa.select(sa.func.coalesce(sa.func.max(id_col), 0))
             ).scalar_one()
@@ -134,7 +134,7 @@ def _candidates(
             if years:
                 yield Candidate(row.id, f"anniversary:{years}")
     elif trigger.kind == "event":
-        source, id_col, when_col, where = _event_source(str(trigger.segment))
+        source, id_col, when_col, where = event_source(str(trigger.segment))
         for event_row in conn.execute(
             sa.select(id_col, source.c.customer_id)
             .where(*where, id_col > journey_row.change_cursor, when_col <= now)
@@ -178,7 +178,7 @@ def _candidates(
                 yield Candidate(last_row.customer_id, f"after_purchase:{last_at.isoformat()}")
 
 
-def _event_source(event: str) -> tuple[sa.Table, Any, Any, list[Any]]:
+def event_source(event: str) -> tuple[sa.Table, Any, Any, list[Any]]:
     """The table, id column, time column and filter behind an event trigger."""
     if event == "order_placed":
         o = t.orders
@@ -191,6 +191,9 @@ def _event_source(event: str) -> tuple[sa.Table, Any, Any, list[Any]]:
         return ca, ca.c.id, ca.c.occurred_at, [ca.c.kind == "event_attendance"]
     e = t.events
     return e, e.c.id, e.c.occurred_at, [e.c.type == event, e.c.customer_id.is_not(None)]
+
+
+_event_source = event_source  # the former private name, still used by a test
 
 
 def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
@@ -324,3 +327,46 @@ def stats(name: str, uow: UnitOfWork) -> dict[str, Any]:
             )
         }
         return {"journey": name, "status": status, "runs": runs, "sends": sends}
+
+
+def wake_event_waits(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """Make runs waiting for an event due now when the customer has done it; returns how many.
+
+    One set-based UPDATE per event-wait step of each active journey, so a
+    hundred thousand customers waiting for their next order cost one query
+    per minute, not one turn each. The runner decides what happened.
+    """
+    moment = now or datetime.now(UTC)
+    r = at.journey_runs
+    woken = 0
+    with uow:
+        active = uow.conn.execute(
+            sa.select(at.journeys.c.id, at.journeys.c.definition).where(
+                at.journeys.c.status == "active"
+            )
+        ).all()
+        for journey_id, definition in active:
+            for step in parse(definition).steps:
+                if step.kind != "wait" or "event" not in step.params:
+                    continue
+                source, _, when, where = event_source(str(step.params["event"]))
+                happened = sa.exists().where(
+                    source.c.customer_id == r.c.customer_id,
+                    when > r.c.waiting_since,
+                    when <= moment,
+                    *where,
+                )
+                woken += uow.conn.execute(
+                    sa.update(r)
+                    .where(
+                        r.c.journey_id == journey_id,
+                        r.c.step_id == step.id,
+                        r.c.status == "active",
+                        r.c.waiting.is_(True),
+                        r.c.due_at > moment,
+                        happened,
+                    )
+                    .values(due_at=moment)
+                ).rowcount
+        uow.commit()
+    return woken

@@ -93,6 +93,8 @@ journey_runs = sa.Table(
     sa.Column("step_id", sa.String(64)),
     sa.Column("waiting", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("due_at", UTCDateTime),
+    #: When the current wait began: a wait for an event looks for it from here on.
+    sa.Column("waiting_since", UTCDateTime),
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("claimed_until", UTCDateTime),
     sa.Column("started_at", UTCDateTime, nullable=False),
