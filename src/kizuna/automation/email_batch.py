@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from kizuna.automation.actions import ActionContext, PermanentFailure, RetryLater
 from kizuna.automation.channels.email import EMAIL, SMTPSender
+from kizuna.automation.unsubscribe import unsubscribed_topics
 from kizuna.domain.journeys import Journey, in_global_control
 from kizuna.errors import KizunaError
 from kizuna.store import automation_tables as at
@@ -197,6 +198,10 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
                 )
             )
         }
+        left_topic: set[tuple[int, str]] = set()
+        for topic in {str(m.params["topic"]) for m in mails if m.params.get("topic")}:
+            gone = unsubscribed_topics(conn, customer_ids, topic)
+            left_topic |= {(cid, topic) for cid in gone}
         taken: list[_Mail] = []
         skipped: list[tuple[_Mail, str]] = []
         for mail in mails:
@@ -212,6 +217,8 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
                 skipped.append((mail, "no email consent at send time"))
             elif not mail.customer.get("email"):
                 skipped.append((mail, "no email address"))
+            elif (mail.run.customer_id, str(mail.params.get("topic"))) in left_topic:
+                skipped.append((mail, f"unsubscribed from topic {mail.params['topic']}"))
             else:
                 try:
                     mail.message = EMAIL.compose(

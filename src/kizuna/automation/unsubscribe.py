@@ -2,7 +2,9 @@
 
 A token names a customer and a channel and is signed with a key derived
 from the workspace secret, so a link cannot be edited to unsubscribe
-someone else; it needs no database row, so every email can carry one.
+someone else; it needs no database row, so every email can carry one. A
+channel of ``email:<topic>`` leaves one topic (newsletter, events, ...) and
+keeps the email consent; ``email`` withdraws the consent itself.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ import sqlalchemy as sa
 from kizuna.config import Settings
 from kizuna.errors import ValidationError
 from kizuna.services.uow import UnitOfWork
+from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
 
 SECRET_FILE = ".secret_key"
@@ -76,6 +80,46 @@ def read_token(settings: Settings, token: str) -> tuple[int, str]:
     return customer_id, channel
 
 
+#: Email topics: lower-case letters, digits, ``_`` or ``-``; a token's channel is ``email:<topic>``.
+TOPIC = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+def topic_of(channel: str) -> str | None:
+    """The topic a token's channel names (``email:newsletter``), or None for the whole channel."""
+    kind, _, topic = channel.partition(":")
+    return topic if kind == "email" and topic else None
+
+
+def set_topic(
+    conn: sa.Connection, customer_id: int, topic: str, subscribed: bool, moment: datetime,
+    source: str,
+) -> None:  # fmt: skip
+    """Subscribe to or unsubscribe from one email topic (upsert, in the caller's transaction)."""
+    if not TOPIC.match(topic):
+        raise ValidationError(
+            f"topic {topic!r}: use lower-case letters, digits, '_' or '-' (at most 40)"
+        )
+    ts = at.topic_subscriptions
+    values = {"subscribed": subscribed, "changed_at": moment, "source": source}
+    updated = conn.execute(
+        sa.update(ts).where(ts.c.customer_id == customer_id, ts.c.topic == topic).values(**values)
+    ).rowcount
+    if not updated:
+        conn.execute(sa.insert(ts).values(customer_id=customer_id, topic=topic, **values))
+
+
+def unsubscribed_topics(conn: sa.Connection, customer_ids: list[int], topic: str) -> set[int]:
+    """Which of the customers have left ``topic`` (no row = still subscribed)."""
+    ts = at.topic_subscriptions
+    return set(
+        conn.execute(
+            sa.select(ts.c.customer_id).where(
+                ts.c.customer_id.in_(customer_ids), ts.c.topic == topic, ts.c.subscribed.is_(False)
+            )
+        ).scalars()
+    )
+
+
 def unsubscribe_url(settings: Settings, customer_id: int, channel: str = "email") -> str:
     return f"{settings.public_url.rstrip('/')}/unsubscribe?token={make_token(settings, customer_id, channel)}"
 
@@ -88,6 +132,13 @@ def handle_unsubscribe(token: str, uow: UnitOfWork, now: datetime | None = None)
     customer_id, channel = read_token(uow.settings, token)
     moment = now or datetime.now(UTC)
     c = t.consents
+    topic = topic_of(channel)
+    if topic is not None:
+        # A topic's link leaves only that topic; the email consent stays.
+        with uow:
+            set_topic(uow.conn, customer_id, topic, False, moment, "unsubscribe_link")
+            uow.commit()
+        return customer_id
     with uow:
         updated = uow.conn.execute(
             sa.update(c)

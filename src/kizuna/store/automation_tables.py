@@ -130,6 +130,20 @@ sends = sa.Table(
     sa.Index("ix_sends_customer_id_done_at", "customer_id", "done_at"),
 )
 
+#: Per-topic email subscriptions (newsletter, events, ...) under the general email
+#: consent. No row means subscribed: a topic can only narrow what consent allows.
+topic_subscriptions = sa.Table(
+    "topic_subscriptions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("customer_id", Id, sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("topic", sa.String(40), nullable=False),
+    sa.Column("subscribed", sa.Boolean, nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.UniqueConstraint("customer_id", "topic"),
+)
+
 #: Follow-up tasks for staff (e.g. call a detractor), created by journeys.
 journey_tasks = sa.Table(
     "journey_tasks",

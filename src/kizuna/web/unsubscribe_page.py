@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from kizuna.automation.unsubscribe import handle_unsubscribe, read_token
+from kizuna.automation.unsubscribe import handle_unsubscribe, make_token, read_token, topic_of
 from kizuna.bootstrap import Context
 from kizuna.errors import ValidationError
 from kizuna.services.uow import UnitOfWork
@@ -51,12 +51,24 @@ def _language(request: Request, ctx: Context, customer_id: int | None) -> str:
     return choose_language(None, request.headers.get("accept-language"))
 
 
-def _page(request: Request, lang: str, state: str, token: str, status: int) -> HTMLResponse:
+def _page(
+    request: Request, lang: str, state: str, token: str, status: int, ctx: Context | None = None
+) -> HTMLResponse:
+    """The page; a topic's link also offers to leave every marketing email."""
+    topic = all_token = None
+    if token and ctx is not None:
+        customer, channel = read_token(ctx.settings, token)
+        topic = topic_of(channel)
+        if topic is not None:
+            all_token = make_token(ctx.settings, customer, "email")
     html = (
         environment()
         .get_template("public/unsubscribe.html")
-        .render(t=Translator(lang), lang=lang, state=state, token=token)
-    )
+        .render(
+            t=Translator(lang), lang=lang, state=state, token=token, topic=topic,
+            all_token=all_token,
+        )
+    )  # fmt: skip
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 
@@ -75,7 +87,7 @@ def confirm(request: Request, token: str = "") -> HTMLResponse:
     lang = _language(request, ctx, customer)
     if customer is None:
         return _page(request, lang, "invalid", "", 400)
-    return _page(request, lang, "confirm", token, 200)
+    return _page(request, lang, "confirm", token, 200, ctx)
 
 
 @router.post("/unsubscribe", response_class=HTMLResponse)
@@ -87,4 +99,5 @@ def unsubscribe(request: Request, token: str = "") -> HTMLResponse:
     if customer is None:
         return _page(request, lang, "invalid", "", 400)
     handle_unsubscribe(token, UnitOfWork(ctx.engine, ctx.settings))
-    return _page(request, lang, "done", "", 200)
+    done = "done_topic" if topic_of(read_token(ctx.settings, token)[1]) else "done"
+    return _page(request, lang, done, "", 200)

@@ -33,7 +33,7 @@ from kizuna.automation.actions import (
     register_action,
 )
 from kizuna.automation.templates import check, render
-from kizuna.automation.unsubscribe import unsubscribe_url
+from kizuna.automation.unsubscribe import TOPIC, unsubscribe_url, unsubscribed_topics
 from kizuna.config import Settings
 from kizuna.errors import JourneyError
 from kizuna.store import tables as t
@@ -61,7 +61,9 @@ def build_message(
     ``EmailMessage`` re-parses every header it is given — about ten times
     the cost, which dominated a campaign's sending time.
     """
-    unsubscribe = unsubscribe_url(settings, int(customer["id"]))
+    topic = params.get("topic")
+    channel = f"email:{topic}" if topic else "email"
+    unsubscribe = unsubscribe_url(settings, int(customer["id"]), channel)
     variables = {**customer, **(run_variables or {}), "unsubscribe_url": unsubscribe}
     text = MIMEText(render(params["text"], variables, what="email text"), "plain", "utf-8")
     msg: Message
@@ -149,6 +151,12 @@ class EmailAction:
         for key in ("subject", "text"):
             if not isinstance(params.get(key), str):
                 raise JourneyError(f"journey {path}/{key}: email needs {key} (a template string)")
+        topic = params.get("topic")
+        if topic is not None and not (isinstance(topic, str) and TOPIC.match(topic)):
+            raise JourneyError(
+                f"journey {path}/topic: a topic is lower-case letters, digits, '_' or '-', "
+                f"got {topic!r}"
+            )
         sample = {column.name: "" for column in t.customers.c} | {
             "unsubscribe_url": "",
             "coupon_code": "",
@@ -171,6 +179,9 @@ class EmailAction:
             return Outcome("skipped", "no email consent at send time")
         if not ctx.customer.get("email"):
             return Outcome("skipped", "no email address")
+        topic = ctx.params.get("topic")
+        if topic and unsubscribed_topics(ctx.conn, [int(ctx.customer["id"])], str(topic)):
+            return Outcome("skipped", f"unsubscribed from topic {topic}")
         msg = self.compose(ctx)
         self.sender.send(ctx.settings, msg)
         return Outcome("sent", message_id=str(msg["Message-ID"]))
