@@ -38,6 +38,7 @@ bench: $(STAMP)
 # CI runs each benchmark once at a tiny size so none of them rots.
 bench-smoke: $(STAMP)
 	@for f in bench/*_bench.py; do [ -e "$$f" ] || continue; echo "== $$f --smoke"; $(BIN)/python $$f --smoke || exit 1; done
+	@echo "== bench/soak.py --smoke"; $(BIN)/python bench/soak.py --smoke
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

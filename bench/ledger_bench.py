@@ -47,7 +47,7 @@ from kizuna.services.workspace import init_workspace  # noqa: E402
 from kizuna.store import tables as t  # noqa: E402
 
 
-def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str]:
+def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str, str]:
     if url:
         engine = sa.create_engine(url)
         with engine.begin() as conn:
@@ -64,9 +64,60 @@ def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str]:
             ],
         )
     with UnitOfWork(ctx.engine, ctx.settings) as uow:
-        key = create_key(uow, "admin", "bench")
+        # The till's key (POS scope: not rate-limited by default) earns; the
+        # back office's admin key sends the batch.
+        pos_key = create_key(uow, "pos", "bench till")
+        admin_key = create_key(uow, "admin", "bench back office")
         uow.commit()
-    return ctx, key
+    return ctx, pos_key, admin_key
+
+
+def in_process(ctx: Context, members: int, calls: int) -> dict[str, float]:
+    """Sequential earn calls through the service layer: time and round trips per call.
+
+    Neither depends much on what else the machine runs (the HTTP figures do):
+    round trips are counted by a cursor-execute listener, plus BEGIN, COMMIT
+    and the pool's liveness ping on PostgreSQL, which it does not see.
+    """
+    from sqlalchemy import event
+
+    from kizuna.services.programme import orders
+    from kizuna.services.programme.idempotency import Idem
+
+    count = [0]
+
+    def listener(*_: object) -> None:
+        count[0] += 1
+
+    # Steady state at a till: members already enrolled (a first call also
+    # creates the account, two statements more).
+    pool = min(members, 500)
+
+    def one(n: int) -> None:
+        cmd = orders.RecordOrder(
+            f"IP-{n}",
+            f"M{n % pool:07d}",
+            tuple(orders.OrderLine(i, random.randrange(100, 20000)) for i in (1, 2, 3)),
+            idem=Idem(uuid.uuid4().hex, "bench"),
+        )
+        with UnitOfWork(ctx.engine, ctx.settings) as uow:
+            orders.record_order(uow, cmd)
+
+    for n in range(pool + 50):  # enrol them; warm the statement caches and prepared statements
+        one(n)
+    event.listen(ctx.engine, "before_cursor_execute", listener)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for n in range(calls):
+        one(10**6 + n)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    event.remove(ctx.engine, "before_cursor_execute", listener)
+    extra = 3 if ctx.engine.dialect.name == "postgresql" else 0
+    return {
+        "ms_wall": wall / calls * 1000,
+        "ms_cpu": cpu / calls * 1000,
+        "statements": count[0] / calls,
+        "round_trips": count[0] / calls + extra,
+    }
 
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
@@ -236,15 +287,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for PostgreSQL")
     parser.add_argument("--batch-orders", type=int, default=20_000)
     parser.add_argument("--batch-lines", type=int, default=5)
+    parser.add_argument("--in-process", type=int, default=2000, help="sequential in-process calls")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="keep the server's per-request INFO log (default: KIZUNA_LOG_LEVEL=WARNING)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.members, args.concurrency, args.batch_orders = 1.0, 50, 4, 200
+        args.in_process = 50
+    if not args.access_log:
+        os.environ.setdefault("KIZUNA_LOG_LEVEL", "WARNING")
     pg = os.environ.get("KIZUNA_BENCH_POSTGRES_URL") or os.environ.get("KIZUNA_TEST_POSTGRES_URL")
     backends = [("PostgreSQL", pg, args.workers)] if pg else []
     backends.append(("SQLite", None, 1))
     for name, url, workers in backends:
         with tempfile.TemporaryDirectory() as tmp:
-            ctx, key = setup(Path(tmp) / "ws", url, args.members)
+            ctx, key, admin_key = setup(Path(tmp) / "ws", url, args.members)
+            ip = in_process(ctx, args.members, args.in_process)
+            print(
+                f"{name:10s} earn in-process, sequential: {ip['ms_wall']:.2f} ms/call wall, "
+                f"{ip['ms_cpu']:.2f} ms/call CPU, {ip['statements']:.1f} statements "
+                f"= {ip['round_trips']:.1f} round trips per call"
+            )
             server = Server(ctx.settings.workspace, workers=workers)
             server.start()
             try:
@@ -266,7 +332,7 @@ def main() -> None:
                     f"{r['per_s']:,.0f} calls/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
                     f"({r['calls']:,} calls, {r['errors']} errors)"
                 )
-                b = batch(server.port, key, args.members, args.batch_orders, args.batch_lines)
+                b = batch(server.port, admin_key, args.members, args.batch_orders, args.batch_lines)
                 print(
                     f"{name:10s} batch: {b['lines']:,} order lines in {b['seconds']:.2f} s = {b['lines_per_s']:,.0f} lines/s"
                 )

@@ -20,7 +20,25 @@ POSTGRES_URL = os.environ.get("KIZUNA_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("KIZUNA_TEST_REQUIRE_POSTGRES") == "1"
 
 
+def ensure_postgres_database(url: str) -> None:
+    """Create the database ``url`` names when it does not exist yet (CI starts with one)."""
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                {"name": target.database},
+            ).first()
+            if found is None:
+                # An identifier cannot be a bound parameter; the name is the test's own.
+                conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    finally:
+        admin.dispose()
+
+
 def _reset_postgres(url: str) -> None:
+    ensure_postgres_database(url)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))

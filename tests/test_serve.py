@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,16 +9,11 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from tests.browser import free_port
 from tests.helpers import CUSTOMERS_CSV, write
 from tests.test_cli import kizuna
 
 from kizuna.store import tables
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_runs_api_dashboard_and_worker_in_one_process(tmp_path: Path) -> None:
@@ -47,7 +41,7 @@ def test_serve_runs_api_dashboard_and_worker_in_one_process(tmp_path: Path) -> N
     write(tmp_path / "more.csv", "customer_id,name,region\nC9,新しい 人,東京都\n")
     assert kizuna("import", "customers", str(tmp_path / "more.csv"), cwd=shop).returncode == 0
 
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KIZUNA_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "kizuna", "-w", str(shop), "serve", "--port", str(port)],

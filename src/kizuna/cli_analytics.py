@@ -172,17 +172,39 @@ def kpi(
     since: Annotated[str | None, typer.Option(help="First local day (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, typer.Option(help="Last local day, inclusive.")] = None,
     monthly: Annotated[bool, typer.Option(help="One row per month.")] = False,
+    trend_months: Annotated[
+        int,
+        typer.Option(
+            help="With --monthly: month ends (up to --until) of the loyalty trend "
+            "(historical LTV, loyal revenue share, mean P(alive)).",
+            min=1,
+        ),
+    ] = 12,
     as_json: JsonOpt = False,
 ) -> None:
-    """NPS (± its 95% margin of error), CSAT, CES, repeat rate, retention and churn."""
+    """NPS (± its 95% margin of error), CSAT, CES, repeat rate, retention and churn.
+
+    With --monthly also the loyalty trend per month end: historical LTV, the
+    revenue share of loyal customers, mean P(alive) and model-based active customers.
+    """
     from kizuna.cli import console
-    from kizuna.services.analytics_queries import kpi_frame
+    from kizuna.services.analytics_queries import kpi_frame, loyalty_trend_frame
 
     ctx = _workspace(tctx)
     ctx.require_current_schema()
-    frame = kpi_frame(ctx, _parse_day(since, "since"), _parse_day(until, "until"), monthly)
+    until_day = _parse_day(until, "until")
+    frame = kpi_frame(ctx, _parse_day(since, "since"), until_day, monthly)
+    trend = loyalty_trend_frame(ctx, trend_months, until_day) if monthly else None
     if as_json:
-        _print_json(frame.to_dict(orient="records"))
+        records = frame.to_dict(orient="records")
+        if trend is not None:
+            by_month = {
+                r["month"]: r for r in trend.drop(columns="bgnbd_source").to_dict("records")
+            }
+            for r in records:
+                r.update({k: v for k, v in by_month.pop(r["month"], {}).items() if k != "month"})
+            records += [{"month": m, **r} for m, r in by_month.items()]
+        _print_json(records)
         return
     table = Table(*(["month"] if monthly else []), "NPS (±95%)", "answers", "CSAT", "CES",
                   "repeat rate", *(["retention", "churn"] if monthly else []))  # fmt: skip
@@ -201,6 +223,32 @@ def kpi(
             ]
         table.add_row(*cells)
     console.print(table)
+    if trend is not None:
+        _render_trend(trend)
+
+
+def _render_trend(trend: Any) -> None:
+    from kizuna.cli import console
+
+    table = Table(
+        "month end", "buyers", "historical LTV", "month revenue", "loyal customers",
+        "loyal revenue share", "mean P(alive)", "model-active customers",
+        title="loyalty trend (loyal = lifecycle stage loyal or ambassador)",
+    )  # fmt: skip
+    for r in trend.to_dict(orient="records"):
+        table.add_row(
+            r["month"],
+            _fmt(r["buyers"]),
+            _fmt(r["historical_ltv"]),
+            _fmt(r["month_revenue"]),
+            _fmt(r["loyal_customers"]),
+            _fmt(r["loyal_revenue_share"], share=True),
+            _fmt(r["mean_p_alive"]),
+            _fmt(r["model_active_customers"]),
+        )
+    console.print(table)
+    if len(trend):
+        console.print(f"P(alive) from BG/NBD: {trend['bgnbd_source'].iloc[0]}")
 
 
 def _missing(value: Any) -> bool:
@@ -365,30 +413,81 @@ def clv_fit(
 
 @clv_app.command("predict")
 def clv_predict(
-    model_file: Annotated[Path, typer.Option("--model", help="JSON saved by `clv fit --save`.")],
+    model_spec: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="A model JSON (from `clv fit --save` or `--json`), or a model name "
+            "(bgnbd, pareto-nbd, gamma-gamma) to fit now on --input.",
+        ),
+    ],
     input_file: Annotated[
         Path | None, typer.Option("--input", help="Customers to predict for.")
+    ] = None,
+    spend_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Gamma-Gamma model JSON, or `gamma-gamma` to fit it now on --input: "
+            "adds expected spend per purchase and the discounted CLV."
+        ),
     ] = None,
     horizon: Annotated[
         float, typer.Option(help="Periods ahead (model time unit; sBG: periods).")
     ] = 52.0,
-    output: Annotated[Path | None, typer.Option(help="Write CSV here instead of printing.")] = None,
+    discount_rate: Annotated[
+        float, typer.Option(help="Annual discount rate of the CLV (0.1 = 10%).")
+    ] = 0.1,
+    time_unit: Annotated[
+        str, typer.Option(help="Time unit when summarising transactions (days, weeks).")
+    ] = "weeks",
+    output: Annotated[
+        Path | None, typer.Option(help="Write CSV (or JSON, for a .json name) here.")
+    ] = None,
     as_of: Annotated[str | None, typer.Option(help="End of observation for transactions.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Apply a fitted model: P(alive) and expected purchases, expected spend, or sBG survival."""
+    """Apply fitted models: P(alive), expected purchases, expected spend and discounted CLV.
+
+    With a purchase model (BG/NBD or Pareto/NBD) and --spend-model, each
+    customer gets P(alive), expected purchases in --horizon, expected spend per
+    purchase and the CLV over the horizon discounted monthly at --discount-rate.
+    """
     import pyarrow.csv as pacsv
 
     from kizuna.cli import console
     from kizuna.errors import ValidationError
     from kizuna.services import clv_files
 
-    model = clv_files.load_model(model_file)
+    model = clv_files.resolve_model(model_spec, input_file, time_unit, as_of)
     if input_file is None and model["model"] != "sbg":
         raise ValidationError("give --input with the customers to predict for")
-    out = clv_files.predict_file(model, input_file or Path("."), horizon, as_of=as_of)
+    if model["model"] in ("bgnbd", "pareto-nbd"):
+        assert input_file is not None
+        spend = (
+            clv_files.resolve_model(spend_model, input_file, time_unit, as_of)
+            if spend_model
+            else None
+        )
+        out = clv_files.predict_value(
+            model, spend, input_file, horizon, annual_discount=discount_rate,
+            time_unit=time_unit, as_of=as_of,
+        )  # fmt: skip
+    else:
+        if spend_model:
+            raise ValidationError("--spend-model goes with a purchase model (bgnbd, pareto-nbd)")
+        out = clv_files.predict_file(model, input_file or Path("."), horizon, time_unit, as_of)
+    if output and output.suffix.lower() == ".json":
+        output.write_text(
+            json.dumps(out.to_pylist(), ensure_ascii=False, default=_json_number), encoding="utf-8"
+        )
+        console.print(f"{out.num_rows:,} rows written to {output}")
+        return
     if output:
         pacsv.write_csv(out, output)
         console.print(f"{out.num_rows:,} rows written to {output}")
+        return
+    if as_json:
+        _print_json(out.to_pylist())
         return
     table = Table(*out.column_names)
     for row in out.slice(0, 50).to_pylist():
@@ -396,6 +495,59 @@ def clv_predict(
     console.print(table)
     if out.num_rows > 50:
         console.print(f"... {out.num_rows - 50:,} more rows; use --output FILE")
+
+
+def _json_number(value: Any) -> Any:
+    return float(value)
+
+
+@clv_app.command("diagnose")
+def clv_diagnose(
+    input_file: Annotated[
+        Path, typer.Option("--input", help="Transactions: customer,date[,amount].")
+    ],
+    model: Annotated[str, typer.Option(help="bgnbd or pareto-nbd.")] = "bgnbd",
+    holdout_days: Annotated[
+        int, typer.Option(help="Days at the end held out (unless --calibration-end).", min=1)
+    ] = 182,
+    calibration_end: Annotated[
+        str | None, typer.Option(help="Last day of the calibration period (YYYY-MM-DD).")
+    ] = None,
+    time_unit: Annotated[str, typer.Option(help="Time unit of the model (days, weeks).")] = "weeks",
+    as_of: Annotated[
+        str | None, typer.Option(help="Last day of the holdout (default: last transaction).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Predicted vs actual repeat purchases in a holdout, by calibration frequency (FHL 2005).
+
+    The model is fitted on the purchases before the holdout; each customer's
+    purchases in the holdout are predicted from their calibration history and
+    compared, bucket by bucket, with what they did.
+    """
+    from kizuna.cli import console
+    from kizuna.services import clv_files
+
+    check = clv_files.diagnose_file(
+        input_file, model=model, holdout_days=holdout_days, calibration_end=calibration_end,
+        time_unit=time_unit, as_of=as_of,
+    )  # fmt: skip
+    doc = check.to_dict()
+    if as_json:
+        _print_json(doc)
+        return
+    console.print(
+        f"{model} fitted on purchases to {doc['calibration_end']}; holdout to "
+        f"{doc['holdout_end']} ({doc['holdout_length']:.1f} {time_unit})"
+    )
+    table = Table("calibration repeat purchases", "customers", "actual (mean)",
+                  "predicted (mean)", "predicted − actual")  # fmt: skip
+    for r in doc["by_frequency"]:
+        table.add_row(
+            r["bucket"], f"{r['customers']:,}", f"{r['actual']:.3f}", f"{r['predicted']:.3f}",
+            f"{r['predicted'] - r['actual']:+.3f}",
+        )  # fmt: skip
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

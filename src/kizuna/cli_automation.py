@@ -286,8 +286,10 @@ def worker(
     from datetime import timedelta
 
     from kizuna.automation.worker import run_worker
+    from kizuna.observability.logs import configure_logging
 
     ctx = _ctx()
+    configure_logging(ctx.settings.log_format, ctx.settings.log_level)
     console = _cli().console
     stats = run_worker(
         ctx, worker_id=worker_id, once=once, batch=batch, poll_seconds=poll, clock=_clock(now),

@@ -211,12 +211,20 @@ def points_webhooks(
     secret_env: Annotated[
         str, typer.Option(help="Environment variable holding the HMAC secret.")
     ] = "KIZUNA_WEBHOOK_SECRET",
+    retry_failed_events: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="First queue again events whose retries ran out."),
+    ] = False,
 ) -> None:
-    """Deliver queued events (tier changed, points expiring, reward redeemed), HMAC-signed."""
+    """Deliver queued events (tier changed, points expiring, reward redeemed), HMAC-signed.
+
+    A failure is retried with exponential backoff (by the worker's scheduled
+    jobs when `programme_webhook_url` is set, or by running this again).
+    """
     import os
 
     from kizuna.cli import console
-    from kizuna.services.programme.webhooks import deliver
+    from kizuna.services.programme.webhooks import deliver, retry_failed
 
     secret = os.environ.get(secret_env, "")
     if not secret:
@@ -224,6 +232,8 @@ def points_webhooks(
             f"set {secret_env} to the shared secret the receiver checks signatures with"
         )
     with _uow(_ctx(c)) as uow:
+        if retry_failed_events:
+            console.print(f"{retry_failed(uow)} failed event(s) queued again")
         console.print(f"{deliver(uow, url, secret)} event(s) delivered")
 
 
@@ -231,7 +241,7 @@ def points_webhooks(
 @coupons_app.command("generate")
 def coupons_generate(
     c: typer.Context,
-    count: Annotated[int, typer.Option(help="How many codes.")] = 100,
+    count: Annotated[int, typer.Option(help="How many codes (1 with --code).")] = 100,
     kind: Annotated[str, typer.Option(help="percent | fixed | free_item.")] = "fixed",
     value: Annotated[int, typer.Option(help="Percent (1-100) or amount in minor units.")] = 500,
     batch: Annotated[str | None, typer.Option(help="Batch name (default: a new id).")] = None,
@@ -241,12 +251,20 @@ def coupons_generate(
     ] = None,
     item: Annotated[str | None, typer.Option(help="Product id of a free_item coupon.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write the codes here, one a line.")] = None,
+    max_uses: Annotated[int, typer.Option(help="Uses of each code in total.")] = 1,
+    per_customer: Annotated[
+        int | None, typer.Option(help="Uses one member may make of a multi-use code.")
+    ] = None,
+    code: Annotated[
+        str | None, typer.Option(help="Create this one named code (e.g. SPRING-10) instead.")
+    ] = None,
 ) -> None:
-    """Generate unique, hard-to-guess single-use codes in one transaction."""
+    """Generate unique, hard-to-guess codes (single-use unless --max-uses) in one transaction."""
     from kizuna.cli import console
     from kizuna.services.programme.coupons import generate
 
     name = batch or f"batch-{uuid.uuid4().hex[:8]}"
+    count = 1 if code else count
     until = datetime.now(UTC) + timedelta(days=valid_days) if valid_days else None
     with _uow(_ctx(c)) as uow:
         codes = generate(
@@ -258,6 +276,9 @@ def coupons_generate(
             min_spend=min_spend,
             valid_until=until,
             item=item,
+            max_uses=max_uses,
+            per_customer_limit=per_customer,
+            code=code,
         )
         uow.commit()
     if out:
@@ -331,6 +352,30 @@ def key_revoke(
         found = revoke_key(uow, prefix)
         uow.commit()
     console.print("revoked" if found else f"no key with prefix {prefix}")
+
+
+@key_app.command("list")
+def key_list(
+    c: typer.Context,
+    active: Annotated[bool, typer.Option("--active", help="Leave revoked keys out.")] = False,
+) -> None:
+    """Every API key by prefix, scope and name (never the secret, which is not stored)."""
+    from rich.table import Table
+
+    from kizuna.api.auth import list_keys
+    from kizuna.cli import console
+
+    table = Table("prefix", "scope", "name", "created", "revoked")
+    with _uow(_ctx(c)) as uow:
+        after = 0
+        while page := list_keys(uow, after=after, limit=500, include_revoked=not active):
+            for key in page:
+                table.add_row(
+                    key.prefix, key.scope, key.name or "", key.created_at.isoformat(" ", "seconds"),
+                    key.revoked_at.isoformat(" ", "seconds") if key.revoked_at else "",
+                )  # fmt: skip
+            after = page[-1].id
+    console.print(table)
 
 
 def register(app: typer.Typer) -> None:

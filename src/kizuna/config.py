@@ -118,6 +118,53 @@ def _quiet_hours(value: str) -> str:
     return str(value)
 
 
+def _rate_limits(value: str) -> str:
+    """``scope=requests per minute`` pairs; 0 means that scope is not limited."""
+    for part in filter(None, (p.strip() for p in str(value).split(","))):
+        scope, _, number = part.partition("=")
+        if scope.strip() not in ("admin", "marketer", "analyst", "pos") or not (
+            number.strip().isdigit()
+        ):
+            raise ValueError(
+                f"expected scope=requests-per-minute pairs such as admin=3000,pos=0 "
+                f"(scopes admin, marketer, analyst, pos), got {part!r}"
+            )
+    return str(value)
+
+
+def _retention(value: str) -> str:
+    for part in filter(None, (p.strip() for p in str(value).split(","))):
+        name, _, period = part.partition("=")
+        amount, unit = period.strip()[:-1], period.strip()[-1:]
+        if not name.strip() or not amount.isdigit() or int(amount) <= 0 or unit not in "md":
+            raise ValueError(
+                f"expected RULE=PERIOD pairs such as events=24m,idempotency_keys=30d, got {part!r}"
+            )
+    return str(value)
+
+
+def _log_format(value: str) -> str:
+    if value not in ("json", "text"):
+        raise ValueError(f"must be json or text, got {value!r}")
+    return value
+
+
+def _log_level(value: str) -> str:
+    level = str(value).upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"must be DEBUG, INFO, WARNING or ERROR, got {value!r}")
+    return level
+
+
+def _yes_no(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return text in ("true", "1", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Setting:
     """One documented setting: its name, default and why you would change it."""
@@ -240,6 +287,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Annual discount rate applied to future value in the CLV (0.1 = 10%).",
         float,
     ),
+    Setting(
+        "lifecycle_rules",
+        "at_risk_days=90,lapsed_days=180,ambassador_window_days=365,"
+        "loyal_min_purchases=5,repeat_min_purchases=2",
+        "Lifecycle stage rules as NAME=VALUE pairs (days without purchase to become "
+        "at risk / lapsed, the ambassador's window for referrals and community acts, "
+        "purchase days for loyal / repeat); names left out keep these defaults.",
+    ),
     Setting("smtp_host", "127.0.0.1", "SMTP server that journeys send email through."),
     Setting(
         "smtp_port", 25, "Port of the SMTP server (587 for STARTTLS, 465 for TLS).", _positive_int
@@ -253,6 +308,13 @@ SETTINGS: tuple[Setting, ...] = (
         _smtp_tls,
     ),
     Setting("email_from", "Kizuna <kizuna@localhost>", "From address of journey emails."),
+    Setting(
+        "survey_link_days",
+        30,
+        "Days a survey link stays valid; within them a customer may edit their answer, "
+        "after them the link shows an 'expired' page.",
+        _positive_int,
+    ),
     Setting(
         "public_url",
         "http://127.0.0.1:8080",
@@ -286,6 +348,148 @@ SETTINGS: tuple[Setting, ...] = (
         "1 sends one message at a time.",
         _positive_int,
     ),
+    Setting(
+        "retention",
+        "",
+        "Retention rules applied by `kizuna retention apply`, as RULE=PERIOD pairs "
+        "(events=24m,programme_events=6m,idempotency_keys=30d,dashboard_audit=36m; m months, "
+        "d days). Old raw events are summarised into daily counts, then deleted. Empty keeps "
+        "everything.",
+        _retention,
+    ),
+    Setting(
+        "log_format",
+        "json",
+        "Log lines of the API, dashboard and worker processes: json (one object per line, "
+        "with request id, personal data masked) or text.",
+        _log_format,
+    ),
+    Setting("log_level", "INFO", "Lowest level logged: DEBUG, INFO, WARNING or ERROR.", _log_level),
+    Setting(
+        "api_rate_limits",
+        "admin=3000,marketer=3000,analyst=1200,pos=0",
+        "Requests per minute each API key may make, per scope (a key may burst up to a "
+        "minute's worth at once); 0 = unlimited. POS keys are unlimited by default so a "
+        "checkout is never refused. Shared by all API processes (kept in the database).",
+        _rate_limits,
+    ),
+    Setting(
+        "health_weights",
+        "usage=0.3,breadth=0.15,support=0.15,nps=0.15,training=0.15,renewal=0.1",
+        "Customer-success health score: weight of each 0-1 component (usage, breadth, "
+        "support, nps, training, renewal); a component without data is left out and "
+        "the others are re-weighted. See docs/success.md.",
+    ),
+    Setting(
+        "touch_thresholds",
+        "high_value=0.8,low_value=0.5,healthy=0.7,at_risk=0.4",
+        "Touch model of an account: value percentile for high-touch (high_value) and "
+        "low-touch (low_value), health from which an account is healthy and below "
+        "which it is at risk. See docs/success.md.",
+    ),
+    Setting(
+        "intent_half_life_days",
+        7.0,
+        "B2B intent score: age in days at which a research event counts half.",
+        float,
+    ),
+    Setting(
+        "intent_baseline_weeks",
+        26,
+        "B2B intent surge: weeks before the current one that make an account's own "
+        "baseline research rate per topic.",
+        _positive_int,
+    ),
+    Setting(
+        "intent_surge_p",
+        0.001,
+        "B2B intent surge: an account surges on a topic when this week's events are "
+        "this improbable (one-sided Poisson tail) under its baseline rate.",
+        float,
+    ),
+    Setting(
+        "referral_return_window_days",
+        30,
+        "Days after the referee's first order before a referral is rewarded "
+        "(an order returned or cancelled within them earns nothing).",
+        _positive_int,
+    ),
+    Setting(
+        "referral_referrer_points",
+        500,
+        "Points for the referrer of a rewarded referral.",
+        _positive_int,
+    ),
+    Setting(
+        "referral_referee_points",
+        500,
+        "Points for the referee of a rewarded referral.",
+        _positive_int,
+    ),
+    Setting(
+        "referral_cap_per_month",
+        5,
+        "Rewarded referrals per referrer per calendar month.",
+        _positive_int,
+    ),
+    Setting(
+        "referral_cap_lifetime", 50, "Rewarded referrals per referrer in total.", _positive_int
+    ),
+    Setting(
+        "referral_link_template",
+        "{public_url}/r/{code}",
+        "The referral link shown to a customer; {code} is their code, {public_url} this Kizuna.",
+    ),
+    Setting(
+        "review_reward_points", 50, "Points for each approved review or UGC post.", _positive_int
+    ),
+    Setting(
+        "review_reward_cap_per_month",
+        3,
+        "Approved reviews per customer per calendar month that earn points; later ones earn none.",
+        _positive_int,
+    ),
+    Setting(
+        "recommend_per_customer",
+        10,
+        "Products stored per customer by each recommendation run (templates and the API read them).",
+        _positive_int,
+    ),
+    Setting(
+        "recommend_holdout_days",
+        90,
+        "Days at the end of the history held out to evaluate recommenders (precision@10 etc.).",
+        _positive_int,
+    ),
+    Setting(
+        "recommend_neighbours",
+        100,
+        "Most similar products kept per product by the item-to-item recommender.",
+        _positive_int,
+    ),
+    Setting(
+        "recommend_als_factors",
+        32,
+        "Latent factors of the ALS challenger (used only if it beats item-to-item).",
+        _positive_int,
+    ),
+    Setting(
+        "recommend_on_score",
+        False,
+        "Also fit and store recommendations at the end of every `kizuna score` run.",
+        _yes_no,
+    ),
+    Setting(
+        "programme_webhook_url",
+        "",
+        "Where the worker POSTs the programme's signed webhooks (tier changed, points "
+        "expiring, reward redeemed), retrying failures with backoff; empty: no delivery.",
+    ),
+    Setting(
+        "programme_webhook_secret",
+        "",
+        "Shared HMAC secret the programme's webhooks are signed with (never logged).",
+    ),
 )
 
 SETTINGS_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -312,17 +516,46 @@ class Settings:
     churn_window_days: int = 90
     clv_horizon_months: int = 12
     clv_discount_rate: float = 0.1
+    lifecycle_rules: str = (
+        "at_risk_days=90,lapsed_days=180,ambassador_window_days=365,"
+        "loyal_min_purchases=5,repeat_min_purchases=2"
+    )
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_user: str = ""
     smtp_password: str = ""
     smtp_tls: str = "none"
     email_from: str = "Kizuna <kizuna@localhost>"
+    survey_link_days: int = 30
     public_url: str = "http://127.0.0.1:8080"
     frequency_cap: str = ""
     quiet_hours: str = ""
     smtp_connections: int = 4
     global_control_percent: float = 0.0
+    retention: str = ""
+    log_format: str = "json"
+    log_level: str = "INFO"
+    api_rate_limits: str = "admin=3000,marketer=3000,analyst=1200,pos=0"
+    health_weights: str = "usage=0.3,breadth=0.15,support=0.15,nps=0.15,training=0.15,renewal=0.1"
+    touch_thresholds: str = "high_value=0.8,low_value=0.5,healthy=0.7,at_risk=0.4"
+    intent_half_life_days: float = 7.0
+    intent_baseline_weeks: int = 26
+    intent_surge_p: float = 0.001
+    referral_return_window_days: int = 30
+    referral_referrer_points: int = 500
+    referral_referee_points: int = 500
+    referral_cap_per_month: int = 5
+    referral_cap_lifetime: int = 50
+    referral_link_template: str = "{public_url}/r/{code}"
+    review_reward_points: int = 50
+    review_reward_cap_per_month: int = 3
+    recommend_per_customer: int = 10
+    recommend_holdout_days: int = 90
+    recommend_neighbours: int = 100
+    recommend_als_factors: int = 32
+    recommend_on_score: bool = False
+    programme_webhook_url: str = ""
+    programme_webhook_secret: str = ""
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property

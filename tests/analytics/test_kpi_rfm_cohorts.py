@@ -208,7 +208,7 @@ def test_loyalty_weights_are_validated() -> None:
         "nps": 1.0,
         "csat": 0.5,
     }
-    for bad in ("nps=x", "tone=1", "nps", "nps=0", "nps=-1"):
+    for bad in ("nps=x", "mood=1", "nps", "nps=0", "nps=-1"):
         with pytest.raises(ConfigError):
             loyalty.parse_weights(bad, loyalty.SIGNALS, "w")
 

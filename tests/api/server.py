@@ -51,7 +51,7 @@ class Server:
             str(self.workers),
         ]
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a shared, busy machine starts uvicorn slowly
         while time.monotonic() < deadline:
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
@@ -59,7 +59,7 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError("uvicorn did not start within 30 s")
+        raise RuntimeError("uvicorn did not start within 120 s")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown handlers, no flushing."""

@@ -42,6 +42,9 @@ def test_segments_select_by_the_latest_runs_scores(
         {"name": "s", "rule": {"field": "loyalty_class", "value": "spurious"}}, uow
     )
     assert before.count == 0  # nothing scored yet: the field is not set for anyone
+    spurious_rule = {"field": "loyalty_class", "value": "spurious"}
+    segments.handle_save(segments.SaveSegment({"name": "spurious", "rule": spurious_rule}), uow)
+    assert segments.members("spurious", uow) == []
     import_paths(workspace, ImportFiles(files_in_folder(Path(sample.out_dir))))
     scoring.score(workspace, AS_OF)
     cs = customer_scores.c
@@ -49,6 +52,8 @@ def test_segments_select_by_the_latest_runs_scores(
         {"name": "s", "rule": {"field": "loyalty_class", "value": "spurious"}}, uow
     )
     assert spurious.count == _count(workspace, cs.loyalty == "spurious") > 0
+    # The saved segment followed the run by itself: scoring refreshes every segment.
+    assert len(segments.members("spurious", uow)) == spurious.count
     valuable_alive = {
         "name": "v",
         "rule": {"and": [{"field": "clv", "op": "gte", "value": 20000},

@@ -87,6 +87,13 @@ def test_programme_points_coupons_member_and_keys(
     assert json.loads(run(ws, "points", "jobs"))["members"] == 0
     key = run(ws, "api-key", "create", "--scope", "pos").strip()
     assert key.startswith("kz_")
+    other = run(ws, "api-key", "create", "--scope", "analyst", "--name", "bi").strip()
+    prefix, other_prefix = key[3:11], other[3:11]
+    assert "revoked" in run(ws, "api-key", "revoke", other_prefix)
+    listing = run(ws, "api-key", "list")
+    assert prefix in listing and other_prefix in listing and key not in listing
+    active = run(ws, "api-key", "list", "--active")
+    assert prefix in active and other_prefix not in active
 
 
 def test_a_debit_beyond_the_balance_is_refused_with_an_exit_code(sqlite_workspace: Context) -> None:

@@ -17,14 +17,9 @@ from kizuna.services.programme.actions import Adjust, adjust
 from kizuna.services.programme.checks import check_all
 from kizuna.services.programme.liability import liability
 from kizuna.services.programme.members import summary
-from kizuna.services.programme.orders import (
-    OrderLine,
-    RecordOrder,
-    RefundOrder,
-    record_order,
-    refund,
-)
+from kizuna.services.programme.orders import OrderLine, RecordOrder, record_order
 from kizuna.services.programme.redemptions import Redeem, redeem
+from kizuna.services.programme.refunds import RefundOrder, refund
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import tables as t
 

@@ -42,7 +42,8 @@ from kizuna.web.nav import NAV
 from kizuna.web.routes import analytics as analytics_routes
 
 try:  # the browser fixtures (a dashboard subprocess over sample data, Chromium)
-    from tests.web.test_web_browser import CHROMIUM, browser, page, server  # noqa: F401
+    from tests.browser import CHROMIUM
+    from tests.web.test_web_browser import browser, page, server  # noqa: F401
 except pytest.skip.Exception:  # Playwright is missing: only the browser test skips
     CHROMIUM = ""
 

@@ -7,17 +7,11 @@ test (and is aborted), which proves the dashboard works with no internet.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import httpx
 import pytest
+from tests.browser import REQUIRES_CHROMIUM, chromium, dashboard, guarded_page
 from tests.web.webclient import PASSWORD, add_users
 
 from kizuna.ingest.sample import generate
@@ -26,22 +20,9 @@ from kizuna.services.summary import workspace_summary
 from kizuna.services.workspace import init_workspace
 from kizuna.web.format import Formatter
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is missing: install Debian's chromium package to run browser tests",
-    ),
+    REQUIRES_CHROMIUM,
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -51,17 +32,10 @@ sync_api = pytest.importorskip("playwright.sync_api")
 EXPECTED: dict[str, str] = {}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """uvicorn (through ``kizuna dashboard``) over a SQLite workspace with sample data."""
     root = tmp_path_factory.mktemp("browser")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KIZUNA_")}
     ctx = init_workspace(root / "ws")
     generate(root / "sample", 300, seed=7)
     import_paths(ctx, ImportFiles(files_in_folder(root / "sample")))
@@ -70,83 +44,31 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     EXPECTED["revenue"] = Formatter("ja_JP", "JPY", 0, "Asia/Tokyo").money(summary.revenue)
     EXPECTED["customers"] = f"{summary.counts['customers']:,}"
     ctx.dispose()
-    port = _free_port()
-    kizuna = shutil.which("kizuna", path=str(Path(sys.executable).parent)) or "kizuna"
-    log = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [kizuna, "-w", str(root / "ws"), "dashboard", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/login", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((root / "server.log").read_text(errors="replace"))
-            time.sleep(0.1)
+    with dashboard(root / "ws", root) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture
 def page(
     browser: object, server: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> Iterator[object]:
-    """A fresh Japanese-preferring browser context; fails if anything left 127.0.0.1."""
-    context = browser.new_context(locale="ja-JP", extra_http_headers={})  # type: ignore[attr-defined]
-    outside: list[str] = []
-    requested: list[str] = []
+    """A fresh Japanese-preferring page; fails if anything left 127.0.0.1 or a script failed.
 
-    def guard(route: object) -> None:
-        url = route.request.url  # type: ignore[attr-defined]
-        requested.append(url)
-        if urlsplit(url).hostname != "127.0.0.1" and not url.startswith(("data:", "blob:")):
-            outside.append(url)
-            route.abort()  # type: ignore[attr-defined]
-        else:
-            route.continue_()  # type: ignore[attr-defined]
-
-    context.route("**/*", guard)
-    p = context.new_page()
-    errors: list[str] = []
-    # A refused import answers 422, which Chromium logs; JS and CSP errors are what count.
-    p.on(
-        "console",
-        lambda m: (
-            errors.append(m.text)
-            if m.type == "error" and not m.text.startswith("Failed to load resource")
-            else None
-        ),
-    )
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    p.set_default_timeout(15_000)
-    yield p
-    # Screenshots are kept as artifacts when KIZUNA_TEST_ARTIFACTS names a folder.
-    shots = Path(os.environ.get("KIZUNA_TEST_ARTIFACTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    p.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
-    context.close()
-    assert requested, "no request was recorded"
-    assert outside == [], f"the dashboard requested other hosts: {outside}"
-    assert errors == [], f"the page logged errors (a CSP violation?): {errors}"
+    A refused import answers 422, which Chromium logs as a failed load; JS and
+    CSP errors are what count. Screenshots are kept as artifacts when
+    KIZUNA_TEST_ARTIFACTS names a folder.
+    """
+    with guarded_page(browser, locale="ja-JP") as p:
+        yield p
+        shots = Path(os.environ.get("KIZUNA_TEST_ARTIFACTS") or tmp_path)
+        shots.mkdir(parents=True, exist_ok=True)
+        p.screenshot(path=str(shots / f"{request.node.name}.png"), full_page=True)
 
 
 def _login(page: object, server: str, user: str = "marketer") -> None:

@@ -28,8 +28,15 @@ from kizuna.web.throttle import MAX_FAILURES
 
 pytestmark = pytest.mark.anyio
 
-#: Routes anyone may open: the login form, the language switch, the assets.
-PUBLIC = {"/login", "/lang/{language}", "/static/vendor/plotly.min.js"}
+#: Routes anyone may open: the login form, the language switch, the assets,
+#: and the survey page a signed link opens (docs/voice.md).
+PUBLIC = {
+    "/login",
+    "/lang/{language}",
+    "/static/vendor/plotly.min.js",
+    "/survey/{token}",  # a signed survey link is its own authorisation
+    "/r/{code}",  # a referral link, shared with people who have no login
+}
 
 
 def _routes(routes: Iterable[Any]) -> Iterator[APIRoute]:

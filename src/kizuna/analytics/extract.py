@@ -179,3 +179,28 @@ def contacts(conn: sa.Connection, timezone: str) -> pa.Table:
         Col("opened_at", c.c.opened_at, "instant"),
     ]
     return fetch(conn, cols, c, [], timezone)
+
+
+def feedback_comments(conn: sa.Connection, timezone: str) -> pa.Table:
+    """``customer_id``, ``text``, ``language``, ``written_at`` (+ day, month) of every comment.
+
+    Free text from survey answers, support contacts and reviews (their body), for the feedback-tone
+    signal. Extracted only when that signal has a weight: comments are the
+    largest columns in the system of record and personal data.
+    """
+    parts = []
+    sources = (
+        (t.survey_answers, "comment", "answered_at"),
+        (t.contacts, "comment", "opened_at"),
+        (t.reviews, "body", "posted_at"),
+    )
+    for table, text, at in sources:
+        cols = [
+            Col("customer_id", table.c.customer_id),
+            Col("text", table.c[text], "text"),
+            Col("language", table.c.language, "text"),
+            Col("written_at", table.c[at], "instant"),
+        ]
+        where = [table.c[text].is_not(None), table.c[text] != ""]
+        parts.append(fetch(conn, cols, table, where, timezone))
+    return pa.concat_tables(parts)

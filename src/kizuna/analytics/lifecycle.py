@@ -10,8 +10,13 @@ first rule that holds, in this order:
 4. **loyal**: at least ``loyal_min_purchases`` purchase days and an attitude
    score (recency-weighted, as in :mod:`kizuna.analytics.loyalty`) at or
    above ``attitude_threshold``: loyalty needs attachment, not only habit;
-5. **repeat**: two or more purchase days;
+5. **repeat**: at least ``repeat_min_purchases`` (2) purchase days;
 6. **new**: otherwise (one purchase, recent).
+
+The thresholds are workspace configuration: the ``lifecycle_rules`` setting
+(``NAME=VALUE, ...``, read by :func:`parse_rules`), with the attitude
+threshold and half-life shared with the loyalty definition, so that "loyal"
+means the same here and in the loyalty matrix.
 
 Snapshots are built per month from monthly aggregates, so the cost grows
 with customers × months of history, never with single orders × months.
@@ -29,6 +34,7 @@ import pyarrow as pa
 
 from kizuna.analytics.kpi import month_start_day
 from kizuna.analytics.summary import require
+from kizuna.errors import ConfigError
 
 if TYPE_CHECKING:
     import ibis.expr.types as ir
@@ -48,13 +54,72 @@ LABELS: dict[str, dict[str, str]] = {
 class LifecycleRules:
     """The thresholds of the stage rules (see the module docstring)."""
 
-    new_days: int = 90
     loyal_min_purchases: int = 5
     at_risk_days: int = 90
     lapsed_days: int = 180
     ambassador_window_days: int = 365
     attitude_threshold: float = 0.6
     half_life_days: float = 365.0
+    repeat_min_purchases: int = 2
+
+    def to_dict(self) -> dict[str, float]:
+        return {name: getattr(self, name) for name in (*RULE_NAMES, "attitude_threshold")}
+
+
+#: The rules a workspace may set in ``lifecycle_rules`` (all whole numbers of days or purchases).
+RULE_NAMES = (
+    "at_risk_days",
+    "lapsed_days",
+    "ambassador_window_days",
+    "loyal_min_purchases",
+    "repeat_min_purchases",
+)
+DEFAULT_RULES_TEXT = (
+    "at_risk_days=90,lapsed_days=180,ambassador_window_days=365,"
+    "loyal_min_purchases=5,repeat_min_purchases=2"
+)
+
+
+def parse_rules(
+    text: str, *, attitude_threshold: float = 0.6, half_life_days: float = 365.0
+) -> LifecycleRules:
+    """``"at_risk_days=60, lapsed_days=120"`` into rules; names left out keep their defaults.
+
+    Refuses unknown names, values that are not positive whole numbers and
+    rules that contradict each other (a customer must turn "at risk" before
+    "lapsed", and "loyal" must need at least as many purchases as "repeat"),
+    because a silently ignored rule would mislabel every customer.
+    """
+    what = "lifecycle_rules"
+    values: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, raw = part.partition("=")
+        name = name.strip()
+        if not sep or name not in RULE_NAMES:
+            raise ConfigError(
+                f"{what}: {part!r} is not NAME=VALUE with NAME one of {', '.join(RULE_NAMES)}"
+            )
+        try:
+            number = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{what}: {name}={raw.strip()!r} is not a whole number") from None
+        if number <= 0:
+            raise ConfigError(f"{what}: {name} must be positive, got {number}")
+        values[name] = number
+    rules = LifecycleRules(
+        attitude_threshold=attitude_threshold, half_life_days=half_life_days, **values
+    )
+    if rules.lapsed_days <= rules.at_risk_days:
+        raise ConfigError(
+            f"{what}: lapsed_days ({rules.lapsed_days}) must be longer than at_risk_days "
+            f"({rules.at_risk_days})"
+        )
+    if rules.loyal_min_purchases < rules.repeat_min_purchases:
+        raise ConfigError(
+            f"{what}: loyal_min_purchases ({rules.loyal_min_purchases}) must be at least "
+            f"repeat_min_purchases ({rules.repeat_min_purchases})"
+        )
+    return rules
 
 
 def _edges(months: list[int], end_day: int | None) -> ir.Table:
@@ -66,6 +131,49 @@ def _edges(months: list[int], end_day: int | None) -> ir.Table:
     return ibis.memtable(
         pa.table({"month": pa.array(months, pa.int64()), "edge": pa.array(edges, pa.int64())})
     )
+
+
+def monthly_activity(orders: ir.Table) -> ir.Table:
+    """``customer_id, pmonth, n, first, last[, spend]``: one row per customer and month bought in.
+
+    ``spend`` (the month's net spend) is there when ``orders`` has ``amount``.
+    """
+    require(orders, "customer_id", "ordered_at_day", "ordered_at_month", what="orders")
+    metrics = {
+        "n": orders.ordered_at_day.nunique(),
+        "first": orders.ordered_at_day.min(),
+        "last": orders.ordered_at_day.max(),
+    }
+    if "amount" in orders.columns:
+        metrics["spend"] = orders.amount.sum()
+    return orders.group_by(
+        customer_id=orders.customer_id, pmonth=orders.ordered_at_month
+    ).aggregate(**metrics)
+
+
+def _histories(orders: ir.Table, edges: ir.Table) -> ir.Table:
+    per_month = monthly_activity(orders)
+    joined = per_month.join(edges, per_month.pmonth < edges.month + 1)
+    metrics = {
+        "purchases": joined.n.sum(),
+        "first": joined["first"].min(),
+        "last": joined["last"].max(),
+    }
+    if "spend" in per_month.columns:
+        metrics["spend"] = joined.spend.sum()
+    return joined.group_by(["customer_id", "month", "edge"]).aggregate(**metrics)
+
+
+def month_end_histories(
+    orders: ir.Table, months: list[int], end_day: int | None = None
+) -> ir.Table:
+    """``customer_id, month, edge, purchases, first, last[, spend]`` at each month end.
+
+    Everyone who bought before the month's end ``edge`` (exclusive day):
+    purchase days, first and last purchase day and cumulative net spend so
+    far. The lifecycle stages and the monthly trend KPIs are both built on it.
+    """
+    return _histories(orders, _edges(sorted(months), end_day))
 
 
 def snapshots(
@@ -90,19 +198,10 @@ def snapshots(
     import ibis
 
     rules = rules or LifecycleRules()
-    require(orders, "customer_id", "ordered_at_day", "ordered_at_month", what="orders")
-    per_month = orders.group_by(
-        customer_id=orders.customer_id, pmonth=orders.ordered_at_month
-    ).aggregate(
-        n=orders.ordered_at_day.nunique(),
-        first=orders.ordered_at_day.min(),
-        last=orders.ordered_at_day.max(),
-    )
     edges = _edges(sorted(months), end_day)
-    joined = per_month.join(edges, per_month.pmonth < edges.month + 1)
-    snap = joined.group_by(["customer_id", "month", "edge"]).aggregate(
-        purchases=joined.n.sum(), first=joined.first.min(), last=joined.last.max()
-    )
+    require(orders, "customer_id", "ordered_at_day", "ordered_at_month", what="orders")
+    # Spend is not needed for stages: leave it out of the aggregation.
+    snap = _histories(orders.select("customer_id", "ordered_at_day", "ordered_at_month"), edges)
     if signals is not None:
         require(signals, "customer_id", "day", "value", "weight", what="signals")
         decay = math.log(2.0) / rules.half_life_days
@@ -136,7 +235,7 @@ def snapshots(
         (idle >= rules.at_risk_days, "at_risk"),
         (loyal & (snap.acts.fill_null(0) > 0), "ambassador"),
         (loyal, "loyal"),
-        (snap.purchases >= 2, "repeat"),
+        (snap.purchases >= rules.repeat_min_purchases, "repeat"),
         else_="new",
     )
     return snap.select("customer_id", "month", stage=stage)

@@ -8,8 +8,9 @@ A big spender is not necessarily loyal. Each customer gets two scores in
   frequency by default), so a threshold of 0.7 means "the top 30%";
 * **attitude**: a recency-weighted mean of attitudinal signals, each mapped to
   [0, 1]: NPS answers (score/10), CSAT answers and support satisfaction
-  ((score−1)/4), review ratings ((rating−1)/4), and acts that only an attached
-  customer does, counted as 1: referrals and community participation. A
+  ((score−1)/4), review ratings ((rating−1)/4), acts that only an attached
+  customer does, counted as 1: referrals and community participation, and
+  optionally the tone of their comments ((sentiment+1)/2, weight ``tone``). A
   signal of age a days weighs ``weight · 2^(−a / half_life_days)``, so this
   year's detractor outweighs a promoter of three years ago.
 
@@ -47,7 +48,7 @@ LABELS: dict[str, dict[str, str]] = {
     "none": {"en": "No loyalty", "ja": "ロイヤルティなし"},
     "attitude_unknown": {"en": "Attitude unknown", "ja": "態度不明"},
 }
-SIGNALS = ("nps", "csat", "support", "review", "referral", "community")
+SIGNALS = ("nps", "csat", "support", "review", "referral", "community", "tone")
 BEHAVIOURS = ("clv", "frequency", "monetary", "recency")
 
 
@@ -110,12 +111,15 @@ def attitude_signals(
     referrals: ir.Table | None = None,
     community: ir.Table | None = None,
     contacts: ir.Table | None = None,
+    tone: ir.Table | None = None,
     weights: Mapping[str, float],
 ) -> ir.Table:
     """Every attitudinal signal as ``customer_id, day, value, weight`` rows.
 
     The tables are those of :mod:`kizuna.analytics.extract`; any may be
-    left out.
+    left out. ``tone`` is ``customer_id, day, tone`` (comment sentiment,
+    −1 … +1, from :func:`kizuna.analytics.tone.comment_tone`), used with the
+    ``tone`` weight as (tone + 1) / 2.
     """
     import ibis
 
@@ -157,6 +161,9 @@ def attitude_signals(
             (rated_c.satisfaction.cast("float64") - 1.0) / 4.0,
             "support",
         )
+    if tone is not None:
+        require(tone, "customer_id", "day", "tone", what="feedback tone")
+        add(tone, "day", (tone.tone.cast("float64") + 1.0) / 2.0, "tone")
     if not parts:
         raise ConfigError("the loyalty definition gives no attitudinal signal a positive weight")
     return ibis.union(*parts)

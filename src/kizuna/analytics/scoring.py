@@ -10,7 +10,10 @@ The steps, each timed and reported through ``progress``:
 5. RFM scores and segments;
 6. attitude from the voice-of-customer tables;
 7. behaviour percentiles and the loyalty matrix;
-8. KPIs of the last twelve months and of the run's month.
+8. KPIs of the last twelve months and of the run's month;
+9. the purchase model checked on a holdout: refitted without the last
+   ``holdout_days`` and its predicted purchases in them compared with the
+   actual ones by calibration frequency (stored as ``models.bgnbd_holdout``).
 
 The result is an Arrow table of per-customer scores plus a JSON-ready
 dictionary of model parameters and KPIs; :mod:`kizuna.services.scoring`
@@ -30,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from kizuna.analytics import kpi, lifecycle, loyalty, propensity, rfm, summary
-from kizuna.analytics.clv import bgnbd, gamma_gamma, value
+from kizuna.analytics.clv import bgnbd, diagnostics, gamma_gamma, value
 from kizuna.analytics.clv.mle import Fit
 from kizuna.errors import ValidationError
 
@@ -53,6 +56,8 @@ class ScoringOptions:
     clv_horizon_months: int = 12
     annual_discount: float = 0.10
     lifecycle_rules: lifecycle.LifecycleRules = field(default_factory=lifecycle.LifecycleRules)
+    #: Days at the end held out to check the purchase model (stored as ``bgnbd_holdout``).
+    holdout_days: int = 182
 
 
 @dataclass
@@ -163,6 +168,7 @@ def run(data: Dataset, options: ScoringOptions, progress: Progress | None = None
             referrals=data.tables.get("referrals"),
             community=data.tables.get("community_activity"),
             contacts=data.tables.get("contacts"),
+            tone=data.tables.get("feedback_tone"),
             weights=d.attitude_weights,
         )
         att = data.register(
@@ -217,6 +223,8 @@ def run(data: Dataset, options: ScoringOptions, progress: Progress | None = None
         )
     with step("kpis", "KPIs"):
         kpis = _kpis(data, result, options, end_day)
+    with step("clv_diagnostics", "BG/NBD checked on a holdout: predicted vs actual purchases"):
+        holdout = _holdout(orders, end_day, options.holdout_days)
     models: dict[str, Any] = {"bgnbd": purchase_fit.to_dict(), "time_unit": "weeks"}
     models["propensity"] = {
         "model": "HistGradientBoostingClassifier",
@@ -228,7 +236,27 @@ def run(data: Dataset, options: ScoringOptions, progress: Progress | None = None
     }
     if spend_fit is not None:
         models["gamma_gamma"] = spend_fit.to_dict()
+    models["bgnbd_holdout"] = holdout
     return ScoringResult(options.as_of, result, models, kpis, timings)
+
+
+def _holdout(orders: Any, end_day: int, holdout_days: int) -> dict[str, Any]:
+    """BG/NBD refitted without the last ``holdout_days`` and checked on them (FHL 2005, Fig. 4).
+
+    Stored with the run so that anyone reading its P(alive) and CLV can see
+    how well the same model predicted the recent past; too little history is
+    recorded as such rather than failing the run.
+    """
+    try:
+        check = diagnostics.holdout_check(
+            orders,
+            calibration_end_day=end_day - holdout_days,
+            observation_end_day=end_day,
+            unit_days=WEEK_DAYS,
+        )
+    except ValidationError as exc:
+        return {"model": "bgnbd", "error": str(exc)}
+    return check.to_dict()
 
 
 def _advocacy(data: Dataset) -> Any:

@@ -30,12 +30,17 @@ def create_app(ctx: Context) -> FastAPI:
     from kizuna.web.unsubscribe_page import router as unsubscribe_router
 
     app.include_router(unsubscribe_router)  # public: every email's unsubscribe link
-
-    @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    _add_operations(app)
     return app
+
+
+def _add_operations(app: FastAPI) -> None:
+    """/healthz, /readyz, /metrics and the request-id/latency middleware (docs/operations.md)."""
+    from kizuna.observability import health
+    from kizuna.observability.middleware import RequestContext
+
+    app.include_router(health.router)
+    app.add_middleware(RequestContext)
 
 
 def _routers() -> list[APIRouter]:
@@ -65,7 +70,10 @@ def app_from_env() -> FastAPI:
     ``/``) and ``KIZUNA_SERVE_WORKER`` (run the journey worker in a thread of
     this process — the embedded default needs no second process).
     """
+    from kizuna.observability.logs import configure_logging
+
     ctx = open_context(os.environ.get("KIZUNA_WORKSPACE"))
+    configure_logging(ctx.settings.log_format, ctx.settings.log_level)
     app = create_app(ctx)
     if os.environ.get("KIZUNA_SERVE_DASHBOARD", "1") == "1":
         from kizuna.web import mount

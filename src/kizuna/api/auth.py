@@ -20,12 +20,15 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from kizuna.errors import Forbidden, Unauthorized, ValidationError
+from kizuna.errors import Forbidden, NotFound, Unauthorized, ValidationError
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 
 SCOPES = ("admin", "marketer", "analyst", "pos")
-#: What each scope may do. A POS key may only quote, earn, redeem and refund.
+#: What each scope may do. A POS key may only quote, earn, redeem and refund;
+#: an analyst key only reads, and sees personal data masked (no ``personal``).
+#: ``write`` covers segments, journeys and measures; ``score`` starts scoring
+#: runs; ``ingest`` loads data; ``keys`` manages API keys.
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {
@@ -39,11 +42,37 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "coupons",
             "programme",
             "batch",
+            "write",
+            "score",
+            "ingest",
+            "keys",
+            "personal",
         }
     ),
-    "marketer": frozenset({"read", "quote", "adjust", "actions", "coupons", "programme"}),
+    "marketer": frozenset(
+        {
+            "read",
+            "quote",
+            "adjust",
+            "actions",
+            "coupons",
+            "programme",
+            "write",
+            "score",
+            "ingest",
+            "personal",
+        }
+    ),
     "analyst": frozenset({"read"}),
     "pos": frozenset({"quote", "earn", "redeem", "refund"}),
+}
+#: How a refusal names what the key tried to do.
+ACTIONS: dict[str, str] = {
+    "write": "change segments, journeys or measures",
+    "score": "start scoring runs",
+    "ingest": "ingest data",
+    "keys": "manage API keys",
+    "personal": "see personal data",
 }
 CACHE_SECONDS = 30.0
 
@@ -54,11 +83,15 @@ class ApiKey:
     scope: str
     name: str
 
+    def may(self, permission: str) -> bool:
+        return permission in PERMISSIONS[self.scope]
+
     def require(self, permission: str) -> None:
         if permission not in PERMISSIONS[self.scope]:
             allowed = sorted(s for s, p in PERMISSIONS.items() if permission in p)
+            action = ACTIONS.get(permission, permission)
             raise Forbidden(
-                f"this {self.scope} key may not {permission}; use a key with scope {' or '.join(allowed)}"
+                f"this {self.scope} key may not {action}; use a key with scope {' or '.join(allowed)}"
             )
 
 
@@ -92,6 +125,46 @@ def revoke_key(uow: UnitOfWork, prefix: str) -> bool:
     )
     _cache.clear()
     return bool(res.rowcount)
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A stored key as an admin sees it: never the secret, which only its holder has."""
+
+    id: int
+    prefix: str
+    scope: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def list_keys(
+    uow: UnitOfWork, *, after: int = 0, limit: int = 100, include_revoked: bool = True
+) -> list[KeyInfo]:
+    """Keys by id after ``after`` (for cursor paging), at most ``limit``."""
+    k = pt.api_keys.c
+    query = sa.select(k.id, k.prefix, k.scope, k.name, k.created_at, k.revoked_at).where(
+        k.id > after
+    )
+    if not include_revoked:
+        query = query.where(k.revoked_at.is_(None))
+    rows = uow.conn.execute(query.order_by(k.id).limit(limit))
+    return [KeyInfo(r.id, r.prefix, r.scope, r.name, r.created_at, r.revoked_at) for r in rows]
+
+
+def get_key(uow: UnitOfWork, prefix: str) -> KeyInfo:
+    k = pt.api_keys.c
+    row = uow.conn.execute(
+        sa.select(k.id, k.prefix, k.scope, k.name, k.created_at, k.revoked_at).where(
+            k.prefix == prefix
+        )
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"no API key with prefix {prefix!r}; the prefix is the 8 characters after `kz_`"
+        )
+    return KeyInfo(row.id, row.prefix, row.scope, row.name, row.created_at, row.revoked_at)
 
 
 _cache: dict[str, tuple[float, ApiKey]] = {}

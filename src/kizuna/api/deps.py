@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from kizuna.api import auth
+from kizuna.api import auth, ratelimit
 from kizuna.bootstrap import Context
 from kizuna.services.programme.idempotency import Idem, make_idem
 from kizuna.services.uow import UnitOfWork
 
 T = TypeVar("T")
+
+#: SQLite allows one writer: queueing writers of this process on a lock is
+#: fair and immediate, where SQLite's busy handler sleeps in growing steps.
+_sqlite_writer = threading.Lock()
 
 
 def context(request: Request) -> Context:
@@ -22,9 +28,29 @@ def context(request: Request) -> Context:
     return ctx
 
 
-def caller(request: Request, authorization: str | None = Header(default=None)) -> auth.ApiKey:
+#: Documents the scheme in OpenAPI (so clients and schemathesis know to send
+#: the key); the header itself is read by :func:`caller`, which explains a
+#: missing or malformed one better than the default 403.
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key: `Authorization: Bearer kz_<prefix>_<secret>` "
+    "(create one with `kizuna api-key create --scope ...` or POST /v1/api-keys).",
+)
+
+
+def caller(
+    request: Request,
+    _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
+) -> auth.ApiKey:
+    """The verified key of the request, after spending one token of its rate limit."""
     ctx = context(request)
-    return auth.verify(lambda: UnitOfWork(ctx.engine, ctx.settings), authorization)
+    key = auth.verify(
+        lambda: UnitOfWork(ctx.engine, ctx.settings), request.headers.get("authorization")
+    )
+    lock = _sqlite_writer if ctx.settings.is_sqlite else None
+    ratelimit.check(ctx.engine, ctx.settings, key.prefix, key.scope, lock)
+    return key
 
 
 def allow(permission: str) -> Any:
@@ -40,11 +66,6 @@ def allow(permission: str) -> Any:
 async def idempotency(request: Request, idempotency_key: str | None = Header(default=None)) -> Idem:
     body = await request.body()
     return make_idem(idempotency_key, request.method, request.url.path, body)
-
-
-#: SQLite allows one writer: queueing writers of this process on a lock is
-#: fair and immediate, where SQLite's busy handler sleeps in growing steps.
-_sqlite_writer = threading.Lock()
 
 
 def run(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
@@ -67,5 +88,48 @@ def run(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
     raise AssertionError("unreachable")
 
 
+def read(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
+    """Run a read-only handler in its own unit of work (no writer lock taken)."""
+    with UnitOfWork(ctx.engine, ctx.settings) as uow:
+        return handler(uow)
+
+
+def fresh_uow(ctx: Context) -> UnitOfWork:
+    """A unit of work not yet opened, for services that open and commit it themselves."""
+    return UnitOfWork(ctx.engine, ctx.settings)
+
+
+def write(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
+    """Run a service that opens and commits its own unit of work, as this process's
+    only SQLite writer at that moment (no lock on PostgreSQL, whose rows lock)."""
+    if ctx.settings.is_sqlite:
+        with _sqlite_writer:
+            return handler(fresh_uow(ctx))
+    return handler(fresh_uow(ctx))
+
+
+def finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as ``null``: JSON has no NaN, and an
+    estimate that cannot be computed yet (no hold-out, no answers) is unknown."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def masked(field: str, value: Any, visible: bool) -> Any:
+    """The dashboard's masking rule (:mod:`kizuna.web.masking`), imported only when
+    used: importing ``kizuna.web`` loads the whole dashboard, which an API-only
+    process does not need at start-up."""
+    from kizuna.web.masking import PERSONAL_FIELDS
+    from kizuna.web.masking import masked as mask
+
+    return mask(field, value, visible) if field in PERSONAL_FIELDS else value
+
+
 CtxDep = Annotated[Context, Depends(context)]
 IdemDep = Annotated[Idem, Depends(idempotency)]
+KeyDep = Annotated[auth.ApiKey, Depends(caller)]

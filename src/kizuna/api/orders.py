@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from kizuna.api.deps import CtxDep, IdemDep, allow, run
-from kizuna.services.programme import batch, orders
+from kizuna.services.programme import batch, orders, refunds
 
 router = APIRouter(tags=["orders"])
 StrictInt = Annotated[int, Field(strict=True)]
@@ -51,6 +51,9 @@ class QuoteIn(BaseModel):
 class RefundLineIn(BaseModel):
     line_no: StrictInt
     amount: StrictInt = Field(description="Refunded amount of the line in minor units.")
+    quantity: StrictInt | None = Field(
+        None, ge=1, le=1_000_000, description="Items returned (default: from the amount)."
+    )
 
 
 class RefundIn(BaseModel):
@@ -119,8 +122,11 @@ def refund(
     ctx: CtxDep,
 ) -> JSONResponse:
     lines = tuple((x.line_no, x.amount) for x in body.lines) if body.lines is not None else None
-    cmd = orders.RefundOrder(order_id, body.refund_id, lines, idem, body.reason)
-    status, result = run(ctx, lambda uow: orders.refund(uow, cmd))
+    quantities = {x.line_no: x.quantity for x in body.lines or () if x.quantity is not None}
+    cmd = refunds.RefundOrder(
+        order_id, body.refund_id, lines, idem, body.reason, quantities=quantities
+    )
+    status, result = run(ctx, lambda uow: refunds.refund(uow, cmd))
     return JSONResponse(result, status_code=status)
 
 

@@ -4,11 +4,20 @@ Templates are written by marketers, not developers, so they render in a
 :class:`~jinja2.sandbox.SandboxedEnvironment`: ``{{ ''.__class__.__mro__ }}``
 and friends raise instead of reaching Python internals. HTML bodies are
 autoescaped so a customer named ``<script>`` stays text.
+
+Templates may also call *template functions* (``{{ recommendations(3) }}``)
+that plugins register with :func:`register_function`. They read the
+database for the customer of the message, so the sender binds both with
+:func:`customer_scope` while it renders; outside a scope (the trial render
+that validates a journey) a function gets ``conn=None`` and returns a
+harmless placeholder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from typing import Any
 
@@ -20,6 +29,35 @@ from kizuna.errors import TemplateError
 
 _TEXT = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
 _HTML = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+
+#: ``fn(conn, customer, *args)``: ``conn`` is None outside :func:`customer_scope`.
+TemplateFunction = Callable[..., Any]
+_FUNCTIONS: dict[str, TemplateFunction] = {}
+_SCOPE: ContextVar[tuple[Any, Mapping[str, Any]] | None] = ContextVar(
+    "kizuna_template_scope", default=None
+)
+
+
+def register_function(name: str, fn: TemplateFunction) -> None:
+    """Make ``fn`` callable from every template as ``name(...)``."""
+    _FUNCTIONS[name] = fn
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        conn, customer = _SCOPE.get() or (None, {})
+        return fn(conn, customer, *args, **kwargs)
+
+    _TEXT.globals[name] = call
+    _HTML.globals[name] = call
+
+
+@contextmanager
+def customer_scope(conn: Any, customer: Mapping[str, Any]) -> Iterator[None]:
+    """Let template functions read ``conn`` for ``customer`` while rendering inside."""
+    token = _SCOPE.set((conn, customer))
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
 
 
 @lru_cache(maxsize=512)

@@ -24,6 +24,7 @@ from kizuna.automation.runner import LEASE, Runner, claim
 from kizuna.bootstrap import Context
 from kizuna.errors import KizunaError
 from kizuna.services import journeys, segments
+from kizuna.services.doctor import Heartbeat
 from kizuna.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ def run_worker(
     now = clock or (lambda: datetime.now(UTC))
     worker = worker_id or default_worker_id()
     runner = Runner(ctx.engine, ctx.settings, worker, now)
+    # Liveness for `kizuna doctor` and /metrics (operations area).
+    heartbeat = Heartbeat(ctx.engine, worker)
     stats = WorkerStats()
     stopping = False
 
@@ -101,6 +104,7 @@ def run_worker(
                     last_enroll = _time.monotonic()
             ids = claim(ctx.engine, worker, now(), batch, lease)
             stats.claimed += len(ids)
+            heartbeat.beat(stats.claimed)
             runner.process_batch(ids, lambda: stopping)
             if progress is not None and ids:
                 progress(stats)
@@ -112,6 +116,7 @@ def run_worker(
                 else:
                     _time.sleep(poll_seconds)
     finally:
+        heartbeat.stop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
         runner.close()
@@ -140,7 +145,11 @@ def _programme_jobs(ctx: Context, now: datetime) -> int:
             return 0
         uow.rollback()
         try:
-            return sum(run_all(uow, now).values())
+            done = sum(run_all(uow, now).values())
+            # Referral rewards wait for the return window; settling is idempotent.
+            from kizuna.services.referrals import settle_job
+
+            return done + settle_job(ctx.engine, ctx.settings, now)
         except KizunaError as exc:
             # A broken programme.toml must not stop the journeys; the next period retries.
             log.warning("programme jobs skipped: %s", exc)

@@ -22,9 +22,9 @@ line earned.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from fractions import Fraction
 
 from kizuna.domain.programme import Programme
@@ -94,11 +94,14 @@ def quote_order(
     *,
     tier: str | None = None,
     earned_today: int = 0,
+    earned_in: Mapping[str, int] | None = None,
 ) -> Quote:
     """Points for an order placed on local ``day`` by a member in ``tier``.
 
     ``earned_today`` is what the member already earned from orders on ``day``,
-    for the per-day cap. Pure: the caller looks those facts up.
+    for the per-day cap; ``earned_in`` the same per period (``week``,
+    ``month``, ``year``: see :func:`period_start`) for the other caps. Pure:
+    the caller looks those facts up.
     """
     spend = sum(line.amount for line in lines)
     steps: list[str] = []
@@ -147,11 +150,47 @@ def quote_order(
             steps.append(
                 f"capped by the daily cap {programme.cap_per_day} ({earned_today} earned today) -> {points}"
             )
+    for period, cap in period_caps(programme).items():
+        before = (earned_in or {}).get(period, 0)
+        room = max(cap - before, 0)
+        if points > room:
+            points = room
+            steps.append(
+                f"capped by the {period} cap {cap} ({before} earned this {period}) -> {points}"
+            )
     parts = share(points, exact)
     out = tuple(
         LinePoints(x.line_no, x.amount, p, w) for x, p, w in zip(lines, parts, whys, strict=True)
     )
     return Quote(points, out, tuple(steps), spend)
+
+
+def period_caps(programme: Programme) -> dict[str, int]:
+    """The caps beyond order and day, applied in this order after them."""
+    caps = {
+        "week": programme.cap_per_week,
+        "month": programme.cap_per_month,
+        "year": programme.cap_per_year,
+    }
+    return {k: v for k, v in caps.items() if v is not None}
+
+
+def period_start(period: str, day: date, year_starts: tuple[int, int] = (1, 1)) -> date:
+    """First local day of the ``day``/``week``/``month``/programme ``year`` holding ``day``.
+
+    Weeks run Monday to Sunday; the programme year starts each year on
+    ``year_starts`` (month, day).
+    """
+    if period == "day":
+        return day
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    if period == "month":
+        return day.replace(day=1)
+    if period == "year":
+        start = date(day.year, *year_starts)
+        return start if start <= day else date(day.year - 1, *year_starts)
+    raise ValueError(f"unknown cap period {period!r}")
 
 
 def reversal_for(earned: int, amount: int, refunded_before: int, refunded_now: int) -> int:

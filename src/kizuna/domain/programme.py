@@ -86,9 +86,25 @@ class Programme:
     promos: tuple[Promo, ...] = ()
     cap_per_order: int | None = None
     cap_per_day: int | None = None
+    #: Caps per local calendar week (Monday to Sunday), month, and programme
+    #: year (starting on ``year_starts`` (month, day) each year).
+    cap_per_week: int | None = None
+    cap_per_month: int | None = None
+    cap_per_year: int | None = None
+    year_starts: tuple[int, int] = (1, 1)
+    #: Grant the ``signup`` action's points when the member's account is
+    #: created (the first earn, action or scheduled enrolment), once.
+    automatic_signup: bool = False
+    #: ``member``: each contact keeps their own points; ``account``: points
+    #: earned by any contact of a company (``customers.account_id``) pool to
+    #: the company's wallet (B2B).
+    pool: str = "member"
     pending_days: int = 0
     expiry: str = "months_after"
     expiry_months: int = 12
+    #: Days before a lot expires that the ``points_expiring`` journey event is
+    #: recorded for it (0: never).
+    expiry_notify_days: int = 30
     negative_policy: str = "allow_negative"
     #: Value of one point in minor units, for liability reports.
     point_value: Decimal = Decimal(1)
@@ -168,7 +184,35 @@ def _date(path: str, value: Any) -> date:
         raise _problem(path, f"must be a date like 2026-12-01, got {value!r}") from None
 
 
-KNOWN_SECTIONS = {"programme", "earning", "expiry", "actions", "tiers", "promos", "frequency"}
+KNOWN_SECTIONS = {
+    "programme",
+    "earning",
+    "expiry",
+    "actions",
+    "tiers",
+    "promos",
+    "frequency",
+    "enrolment",
+    "b2b",
+}
+CAP_PERIODS = ("day", "week", "month", "year")
+
+
+def _month_day(path: str, value: Any) -> tuple[int, int]:
+    """``"04-01"`` -> (4, 1): the first day of the programme year."""
+    try:
+        month, day = (int(x) for x in str(value).split("-"))
+        date(2001, month, day)  # a common year: 29 February cannot start a year
+    except ValueError:
+        raise _problem(path, f"use MM-DD such as 04-01, got {value!r}") from None
+    return month, day
+
+
+def _flag(data: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise _problem(key, f"must be true or false, got {value!r}")
+    return value
 
 
 def parse_programme(data: Mapping[str, Any]) -> Programme:
@@ -260,9 +304,16 @@ def parse_programme(data: Mapping[str, Any]) -> Programme:
         promos=tuple(promos),
         cap_per_order=_optional_int(earning, "cap_per_order"),
         cap_per_day=_optional_int(earning, "cap_per_day"),
+        cap_per_week=_optional_int(earning, "cap_per_week"),
+        cap_per_month=_optional_int(earning, "cap_per_month"),
+        cap_per_year=_optional_int(earning, "cap_per_year"),
+        year_starts=_month_day("programme.year_starts", prog.get("year_starts", "01-01")),
+        automatic_signup=_flag(dict(data.get("enrolment", {})), "automatic_signup", False),
+        pool=_choice(dict(data.get("b2b", {})), "pool", "member", ("member", "account")),
         pending_days=_int(earning, "pending_days", 0),
         expiry=_choice(expiry, "policy", "months_after", EXPIRY_KINDS),
         expiry_months=_int(expiry, "months", 12, minimum=1),
+        expiry_notify_days=_int(expiry, "notify_days", 30),
         negative_policy=_choice(earning, "negative_policy", "allow_negative", NEGATIVE_POLICIES),
         point_value=_factor("programme.point_value", prog.get("point_value", 1)),
         actions=actions,
@@ -303,6 +354,9 @@ pending_days = 0         # days before earned points can be spent
 negative_policy = "allow_negative"   # or claw_back, when a refund finds points spent
 # cap_per_order = 5000
 # cap_per_day = 10000
+# cap_per_week = 30000   # Monday to Sunday, local days
+# cap_per_month = 50000
+# cap_per_year = 200000  # programme year, from [programme] year_starts (MM-DD, default 01-01)
 
 [earning.category_multipliers]
 # "CAT-SALE" = 0.5
@@ -310,11 +364,18 @@ negative_policy = "allow_negative"   # or claw_back, when a refund finds points 
 [expiry]
 policy = "months_after"  # never | months_after | end_of_month | end_of_year | inactivity
 months = 12
+notify_days = 30         # the points_expiring event for journeys, this many days before a lot lapses
 
 [actions]
 signup = 100
 birthday = 300
 review = 50
+
+[enrolment]
+automatic_signup = false # true: the signup points above are granted once, when the member enrols
+
+[b2b]
+pool = "member"          # or "account": points earned by any contact of a company pool to it
 
 [frequency]
 orders = 0               # every Nth order within `days` earns a voucher (0: off)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -28,12 +29,81 @@ class Problem:
             parts.append(f"column {self.column}")
         return ", ".join(parts)
 
+    @property
+    def message(self) -> Message | None:
+        """The reason as a catalogue key and its fields (for the dashboard in Japanese)."""
+        return message_of(self.reason)
+
     def __str__(self) -> str:
         shown = ""
         if self.value is not None:
             text = self.value if len(self.value) <= 60 else self.value[:57] + "..."
             shown = f" (got {text!r})"
         return f"{self.where()}: {self.reason}{shown}"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A problem's reason as a message-catalogue key (``web/i18n``) and its fields."""
+
+    key: str
+    fields: dict[str, str]
+
+
+#: The importer's reasons, each as a pattern over its English text and the
+#: catalogue key that says the same in every language. The English text stays
+#: the source of truth (the CLI, ``report.csv`` and the API show it); a reason
+#: no pattern matches is shown in English everywhere.
+_FIELD = r"(?P<field>[A-Za-z0-9_.]+)"
+MESSAGES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern, re.S), f"pages.import_{key}")
+    for pattern, key in (
+        (rf"{_FIELD} is required", "required"),
+        (rf"{_FIELD} must be a whole number", "whole_number"),
+        (rf"{_FIELD} must not be negative", "not_negative"),
+        (rf"{_FIELD} must be at least (?P<min>.+)", "at_least"),
+        (rf"{_FIELD} must be at most (?P<max>.+)", "at_most"),
+        (rf"{_FIELD} must be an amount like 1980 or 1,980", "amount"),
+        (rf"{_FIELD} has more decimals than the currency allows \((?P<exp>\d+)\)", "too_precise"),
+        (rf"{_FIELD} is too large", "too_large"),
+        (rf"{_FIELD} must be a date-time like 2025-03-04T18:22:10\+09:00", "datetime"),
+        (rf"{_FIELD} is not a real date-time \(check the month, day and hour\)", "unreal_datetime"),
+        (rf"{_FIELD} must be a date like 1990-04-01", "date"),
+        (rf"{_FIELD} is not a real date \(check the month and day\)", "unreal_date"),
+        (rf"{_FIELD} must be true or false \(also yes/no, 1/0\)", "bool"),
+        (rf"{_FIELD} must be one of (?P<choices>.+?); did you mean (?P<hint>'[^']*')\?", "choice_hint"),
+        (rf"{_FIELD} must be one of (?P<choices>.+)", "choice"),
+        (rf"{_FIELD} contains a NUL character, which text cannot hold", "nul"),
+        (r"no (?P<what>.+?) with id (?P<id>.+?); import (?P<target>\S+) first or include them "
+         r"in this import", "no_ref"),
+        (r"a (?P<kind>\w+) score must be between (?P<low>-?\d+) and (?P<high>-?\d+)", "score_range"),
+        (r"duplicate (?P<label>.+?) (?P<value>'.*'): the same record is also in (?P<file>.+) "
+         r"\(record (?P<record>\d+)\); each record may appear once per import", "duplicate_in"),
+        (r"duplicate (?P<label>.+?) (?P<value>'.*'): the same record is also record "
+         r"(?P<record>\d+); each record may appear once per import", "duplicate"),
+        (r"file not found", "file_not_found"),
+        (r"the file is empty; expected a header row and data rows", "file_empty"),
+        (r"the file has a header but no data rows", "no_rows"),
+        (r"missing required column\(s\) (?P<columns>.+?); the file's columns are (?P<found>.*?); "
+         r"if one of them holds this data, pass --map (?P<first>\S+)=<column>", "missing_columns"),
+        (r"unknown column (?P<column>'.*?') for (?P<kind>\w+); did you mean (?P<hint>'.*?')\? "
+         r"map it with .*", "unknown_column_hint"),
+        (r"unknown column (?P<column>'.*?') for (?P<kind>\w+); map it with .*", "unknown_column"),
+        (r"has (?P<actual>\d+) fields but the header has (?P<expected>\d+); .*", "field_count"),
+        (r"not valid JSON: (?P<error>.+)", "json"),
+        (r"the file is neither UTF-8 nor Shift_JIS \(first bad byte at offset (?P<offset>\d+)\); .*",
+         "encoding"),
+    )
+)  # fmt: skip
+
+
+def message_of(reason: str) -> Message | None:
+    """The catalogue key and fields of an importer reason, or None for one without a key."""
+    for pattern, key in MESSAGES:
+        found = pattern.fullmatch(reason)
+        if found:
+            return Message(key, {k: v for k, v in found.groupdict().items() if v is not None})
+    return None
 
 
 @dataclass

@@ -4,7 +4,7 @@ Analytics can only be trusted if they find what is known to be there. This
 module writes one import file per kind (see :mod:`kizuna.ingest.kinds`) from
 a documented generative model, and writes the model's hidden variables
 beside them: ``ground_truth.csv`` (per customer), ``ground_truth.json``
-(parameters), ``ground_truth_accounts.csv`` (B2B intent),
+(parameters), ``ground_truth_accounts.csv`` (B2B intent and at-risk accounts),
 ``ground_truth_feedback.csv`` (the theme of every comment) and ``MODEL.md``.
 
 The model
@@ -172,6 +172,8 @@ def generate(
     accounts, account_cols, account_truth = sample_catalog.accounts(
         n_accounts, clock, _rng(seed, 1, 2)
     )
+    risk = sample_engage.account_risk(n_accounts, clock, _rng(seed, 1, 4))
+    account_truth = {**account_truth, **risk.truth(clock)}
     community, community_cols = sample_catalog.community_events(clock, _rng(seed, 1, 3))
     rows: dict[str, int] = {}
     for name, cols in (
@@ -199,7 +201,7 @@ def generate(
             for first in range(chunk_first, chunk_end, BLOCK):
                 n = min(BLOCK, customers - first)
                 block = _block(seed, first // BLOCK, first + 1, n, params, cal, clock,
-                               catalog, accounts, community, state)  # fmt: skip
+                               catalog, accounts, community, state, risk)  # fmt: skip
                 for k, cols in block.items():
                     pending[k].append(cols)
             for k, parts in pending.items():
@@ -253,6 +255,7 @@ def _block(
     accounts: sample_catalog.Accounts,
     community: sample_catalog.Community,
     state: _State,
+    risk: sample_engage.AccountRisk | None = None,
 ) -> dict[str, dict[str, pa.Array]]:
     """Every file's rows for customers ``first .. first + n - 1``."""
 
@@ -269,12 +272,24 @@ def _block(
     said, flags, state.voice = voice.generate(pop, orders, clock, state.voice, rng(2))
     consents, email_ok = sample_engage.consents(pop, orders, clock, rng(3))
     events, state.events, state.sessions = sample_engage.events(
-        pop, orders, catalog, accounts, email_ok, clock, state.events, state.sessions, rng(4)
+        pop,
+        orders,
+        catalog,
+        accounts,
+        email_ok,
+        clock,
+        state.events,
+        state.sessions,
+        rng(4),
+        risk,
+        rng(9),
     )
     activity, state.activity = sample_engage.community(
         pop, community, clock, state.activity, rng(5)
     )
-    trainings, state.trainings = sample_engage.trainings(pop, clock, state.trainings, rng(6))
+    trainings, state.trainings = sample_engage.trainings(
+        pop, clock, state.trainings, rng(6), risk, rng(10)
+    )
     referrals, referred_by, state.referrals = sample_engage.referrals(
         pop, clock, state.referrals, rng(7)
     )

@@ -5,12 +5,17 @@ so attendance is mostly the attached), and refer friends (referrers are
 drawn with weight attachment⁴, i.e. mostly promoters). B2B members read
 about research topics, and the members of an account that is "in market"
 read far more about its one topic from the surge start on: the intent
-signal. Every event happens after sign-up and before the window ends.
+signal. A fifth of accounts are "at risk" (:func:`account_risk`): from a
+day eight to sixteen weeks before the window's end their people use the
+product far less (85% of their events after it are dropped) and finish
+fewer trainings; that is the truth the health score should find. Every
+event happens after sign-up and before the window ends.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +42,40 @@ PROPERTIES = (
 )
 N_QUERIES = len(text.SEARCH_QUERIES)
 YEAR = 52 * WEEK
+#: Research sessions per person and week on the topic of an in-market account.
+SURGE_PER_WEEK = 2.0
+#: Share of an at-risk account's events after its decline starts that are dropped.
+RISK_THINNING = 0.85
+#: Mean uses of the B2B ordering portal per person and week (x 0.5 + attachment).
+PRODUCT_USE_PER_WEEK = 0.6
+
+
+@dataclass(frozen=True)
+class AccountRisk:
+    """Which accounts are fading away, and since when: the health score's truth."""
+
+    at_risk: np.ndarray  #: bool per account
+    since: np.ndarray  #: epoch seconds when usage began to fade (meaningful if at_risk)
+
+    def truth(self, clock: Clock) -> dict[str, pa.Array]:
+        """Columns for ``ground_truth_accounts.csv``."""
+        return {
+            "at_risk": pa.array(self.at_risk),
+            "at_risk_since": clock.instants(self.since, self.at_risk),
+        }
+
+    def members(self, pop: Population) -> tuple[np.ndarray, np.ndarray]:
+        """(member of an at-risk account, its decline start) per customer of ``pop``."""
+        account = np.maximum(pop.account, 0)
+        member = (pop.account >= 0) & self.at_risk[account]
+        return member, np.where(member, self.since[account], np.iinfo(np.int64).max)
+
+
+def account_risk(n: int, clock: Clock, rng: np.random.Generator) -> AccountRisk:
+    """Plant at-risk accounts: a fifth of them, fading from 8-16 weeks before the end."""
+    at_risk = rng.random(n) < 0.2
+    since = clock.end - rng.integers(8, 17, n) * WEEK
+    return AccountRisk(at_risk=at_risk, since=since)
 
 
 def consents(
@@ -87,8 +126,16 @@ def events(
     base: int,
     session_base: int,
     rng: np.random.Generator,
+    risk: AccountRisk | None = None,
+    risk_rng: np.random.Generator | None = None,
 ) -> tuple[dict[str, pa.Array], int, int]:
-    """Web, app and e-mail events; returns the columns and the next event and session numbers."""
+    """Web, app and e-mail events; returns the columns and the next event and session numbers.
+
+    With ``risk``, B2B people also use the ordering portal
+    (:func:`_product_use`), and members of at-risk accounts lose most events
+    after their account's decline starts. Both are drawn from ``risk_rng``,
+    so the other event draws stay as they were.
+    """
     n = pop.n
     a = pop.attachment
     stop = np.where(pop.buyer, np.minimum(pop.last_active(clock) + 8 * WEEK, clock.end),
@@ -103,7 +150,9 @@ def events(
     surge_topic = np.where(b2b, accounts.surge_topic[np.maximum(pop.account, 0)], -1)
     surge_from = np.maximum(accounts.surge_start[np.maximum(pop.account, 0)], pop.signup)
     surging = (surge_topic >= 0) & (surge_from < stop)
-    surge = np.where(surging, rng.poisson(1.2 * np.maximum(stop - surge_from, 0) / WEEK), 0)
+    surge = np.where(
+        surging, rng.poisson(SURGE_PER_WEEK * np.maximum(stop - surge_from, 0) / WEEK), 0
+    )
     kind = np.concatenate([np.zeros(sessions.sum(), np.int64), np.ones(research.sum(), np.int64),
                            np.full(surge.sum(), 2, np.int64)])  # fmt: skip
     s_cust = np.concatenate([np.repeat(np.arange(n), sessions), np.repeat(np.arange(n), research),
@@ -157,6 +206,20 @@ def events(
         np.zeros(m_cust.size, np.int64),
     ])  # fmt: skip
     time = np.clip(time, clock.start, clock.end - 1)
+    if risk is not None:
+        r = risk_rng or rng
+        u_cust, u_type, u_time = _product_use(pop, stop, r)
+        cust = np.concatenate([cust, u_cust])
+        etype = np.concatenate([etype, u_type])
+        time = np.concatenate([time, np.clip(u_time, clock.start, clock.end - 1)])
+        session = np.concatenate([session, np.full(u_cust.size, -1)])
+        b2b_topic = np.concatenate([b2b_topic, np.full(u_cust.size, -1)])
+        viewed = np.concatenate([viewed, np.zeros(u_cust.size, np.int64)])
+        fading, since = risk.members(pop)
+        chance = r.random(cust.size)
+        keep = ~(fading[cust] & (time >= since[cust]) & (chance < RISK_THINNING))
+        cust, etype, time, session = cust[keep], etype[keep], time[keep], session[keep]
+        b2b_topic, viewed = b2b_topic[keep], viewed[keep]
     order = np.lexsort((time, cust))
     cust, etype, time, session = cust[order], etype[order], time[order], session[order]
     b2b_topic, viewed = b2b_topic[order], viewed[order]
@@ -200,6 +263,25 @@ def events(
         "properties": pick(PROPERTIES, np.maximum(props, 0), props >= 0),
     }
     return columns, base + rows, session_base + s_cust.size
+
+
+def _product_use(
+    pop: Population, stop: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """B2B people use the ordering portal: logins, app opens and feature use while active.
+
+    About one use a week (more for the attached) from sign-up until they stop:
+    the habit the health score's usage component measures.
+    """
+    b2b = np.flatnonzero(pop.b2b)
+    span = np.maximum(stop[b2b] - pop.signup[b2b], 0)
+    uses = rng.poisson(PRODUCT_USE_PER_WEEK * (0.5 + pop.attachment[b2b]) * span / WEEK)
+    cust = np.repeat(b2b, uses)
+    time = pop.signup[cust] + (rng.random(cust.size) * (stop[cust] - pop.signup[cust])).astype(
+        np.int64
+    )
+    etype = rng.choice([LOGIN, APP, FEATURE], cust.size, p=[0.4, 0.2, 0.4])
+    return cust, etype, time
 
 
 def _related(product: np.ndarray, catalog: Catalog, rng: np.random.Generator) -> np.ndarray:
@@ -292,9 +374,18 @@ def _post_text(which: np.ndarray, ja: np.ndarray, part: int, valid: np.ndarray) 
 
 
 def trainings(
-    pop: Population, clock: Clock, base: int, rng: np.random.Generator
+    pop: Population,
+    clock: Clock,
+    base: int,
+    rng: np.random.Generator,
+    risk: AccountRisk | None = None,
+    risk_rng: np.random.Generator | None = None,
 ) -> tuple[dict[str, pa.Array], int]:
-    """Onboarding, courses and certifications for the people of B2B accounts."""
+    """Onboarding, courses and certifications for the people of B2B accounts.
+
+    People of at-risk accounts rarely finish what they start after (or just
+    before) their account's decline begins.
+    """
     b2b = np.flatnonzero(pop.b2b)
     a = pop.attachment[b2b]
     onboard = rng.random(b2b.size) < 0.85
@@ -314,6 +405,10 @@ def trainings(
     att = pop.attachment[cust]
     finished = enrolled + (rng.uniform(1, 20, cust.size) * DAY).astype(np.int64)
     completed = (rng.random(cust.size) < 0.55 + 0.4 * att) & (finished < clock.end)
+    if risk is not None:
+        fading, since = risk.members(pop)
+        late = enrolled >= since[cust] - 4 * WEEK
+        completed &= ~(fading[cust] & late & ((risk_rng or rng).random(cust.size) < 0.8))
     score = np.clip(np.rint(55 + 40 * att + rng.normal(0, 8, cust.size)), 0, 100)
     scored = completed & (kind > 0)
     certified = scored & (kind == 2) & (score >= 70)

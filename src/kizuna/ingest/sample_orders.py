@@ -6,7 +6,11 @@ spend model sees exactly the distribution it assumes. The basket is then
 built to add up to that amount plus any coupon discount: lines split the
 gross amount with Dirichlet weights, each line takes the product of its
 category whose price fits, and the last line absorbs the remainder with a
-small markdown (``amount`` below ``quantity x unit_price``). Cancelled orders
+small markdown (``amount`` below ``quantity x unit_price``). Lines keep to
+the customer's *taste group* (one of
+:data:`TASTE_GROUPS` interleaved slices of each category's price ladder), so
+customers of a group buy the same products: the co-purchase structure a
+recommender should find and a popularity ranking cannot. Cancelled orders
 are extra orders placed shortly before a real one; the purchase process
 counts completed orders only.
 """
@@ -38,6 +42,8 @@ COUPONS = (
     ("WINTER20", 20, 0), ("BDAY15", 15, 0), ("POINT1000", 0, 1000), ("APP300", 0, 300),
 )  # fmt: skip
 SALE_HUNTER = PERSONAS.index("sale_hunter")
+#: Interleaved product slices per category; a customer's group is its number modulo this.
+TASTE_GROUPS = 5
 ORDER_WIDTH = 8
 ID_WIDTH = 7
 
@@ -140,28 +146,35 @@ def _lines(
     b2b_fav = catalog.business[rng.integers(catalog.business.size, size=pop.n)]
     fav[pop.b2b, 0] = b2b_fav[pop.b2b]
 
-    lines = _basket(np.arange(gross.size), size, cust, gross, fav, catalog, rng)
+    taste = (pop.first + np.arange(pop.n)) % TASTE_GROUPS
+    lines = _basket(np.arange(gross.size), size, cust, gross, fav, taste, catalog, rng)
     # Rarely the first lines overshoot a small order; such orders get one line.
     bad = np.zeros(gross.size, bool)
     bad[lines["owner"][lines["rest"] < catalog.price.min()]] = True
     if bad.any():
         keep = ~bad[lines["owner"]]
         redo = np.flatnonzero(bad)
-        retry = _basket(redo, np.ones(redo.size, np.int64), cust, gross, fav, catalog, rng)
+        ones = np.ones(redo.size, np.int64)
+        retry = _basket(redo, ones, cust, gross, fav, taste, catalog, rng)
         lines = {k: np.concatenate([lines[k][keep], retry[k]]) for k in lines}
         order = np.lexsort((lines["line_no"], lines["owner"]))
         lines = {k: v[order] for k, v in lines.items()}
 
-    # The last line takes the remainder: the cheapest product that covers it.
-    last = lines["last"]
-    rest = lines["rest"][last]
+    # The last line takes the remainder: the cheapest product of the taste group that covers it.
+    last = np.flatnonzero(lines["last"])
+    group = taste[cust[lines["owner"][last]]]
     qty = lines["quantity"]
-    sorted_prices = catalog.price[catalog.by_price]
-    q_last = np.maximum(np.minimum(qty[last], 3), -(-rest // int(sorted_prices[-1])))
-    slot = np.searchsorted(sorted_prices, rest / q_last, side="left")
-    lines["product"][last] = catalog.by_price[np.minimum(slot, sorted_prices.size - 1)]
-    qty[last] = q_last
-    lines["amount"][last] = rest
+    rung = np.arange(catalog.price.size) - catalog.first[catalog.category]
+    for g in range(TASTE_GROUPS):
+        mine = last[group == g]
+        rest = lines["rest"][mine]
+        by_price = catalog.by_price[rung[catalog.by_price] % TASTE_GROUPS == g]
+        sorted_prices = catalog.price[by_price]
+        q_last = np.maximum(np.minimum(qty[mine], 3), -(-rest // int(sorted_prices[-1])))
+        slot = np.searchsorted(sorted_prices, rest / q_last, side="left")
+        lines["product"][mine] = by_price[np.minimum(slot, sorted_prices.size - 1)]
+        qty[mine] = q_last
+        lines["amount"][mine] = rest
     return {"order": lines["owner"], "line_no": lines["line_no"], "product": lines["product"],
             "quantity": qty, "unit_price": catalog.price[lines["product"]],
             "amount": lines["amount"]}  # fmt: skip
@@ -173,6 +186,7 @@ def _basket(
     cust: np.ndarray,
     gross: np.ndarray,
     fav: np.ndarray,
+    taste: np.ndarray,
     catalog: Catalog,
     rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
@@ -197,6 +211,10 @@ def _basket(
     leaf = np.where(too_dear, cheap, leaf)
     product = np.searchsorted(key, leaf * 1e7 + want, side="right") - 1
     product = np.maximum(product, catalog.first[leaf])
+    # The dearest affordable product of the customer's taste group.
+    rung = product - catalog.first[leaf]
+    snapped = rung - (rung - taste[cust[owner]]) % TASTE_GROUPS
+    product = np.where(~too_dear & (snapped >= 0), product - rung + snapped, product)
     price = catalog.price[product]
     qty = np.where(qty * price < 0.5 * target, np.clip(target // price, 1, 60), qty)
     amount = np.where(last, 0, qty * price).astype(np.int64)

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from kizuna.analytics import cohorts, engine, kpi
 from kizuna.errors import NotFound
-from kizuna.services.scoring import analytics_connection, latest_run, options_from_settings
+from kizuna.services.scoring import (
+    analytics_connection,
+    latest_run,
+    lifecycle_snapshots,
+)
 from kizuna.store import tables as t
 from kizuna.store.scoring_tables import customer_scores
 
@@ -126,8 +130,7 @@ def lifecycle_frames(ctx: Context, months: int = 12) -> tuple[pd.DataFrame, pd.D
     The months end with the month of the latest order; the transitions are
     those into that month, as a from × to matrix.
     """
-    from kizuna.analytics import lifecycle, loyalty
-    from kizuna.analytics.scoring import _advocacy
+    from kizuna.analytics import lifecycle
 
     data = engine.load(ctx, analytics_connection(ctx))
     last = data.arrow["orders"]["ordered_at_month"]
@@ -135,22 +138,7 @@ def lifecycle_frames(ctx: Context, months: int = 12) -> tuple[pd.DataFrame, pd.D
         raise NotFound("no orders yet; import orders first")
     end = int(max(last.to_pylist()))
     span = list(range(end - months + 1, end + 1))
-    definition = options_from_settings(ctx).definition
-    signals = loyalty.attitude_signals(
-        answers=data["survey_answers"],
-        reviews=data["reviews"],
-        referrals=data["referrals"],
-        community=data["community_activity"],
-        contacts=data["contacts"],
-        weights=definition.attitude_weights,
-    )
-    rules = lifecycle.LifecycleRules(
-        attitude_threshold=definition.attitude_threshold,
-        half_life_days=definition.half_life_days,
-    )
-    snaps = lifecycle.snapshots(
-        data["orders"], span, rules, signals=signals, advocacy=_advocacy(data)
-    )
+    snaps = lifecycle_snapshots(ctx, data, span)
     trend = lifecycle.stage_counts(snaps).to_pandas()
     trend = trend.pivot(index="month", columns="stage", values="customers").fillna(0).astype(int)
     trend = trend.reindex(columns=[s for s in lifecycle.STAGES if s in trend.columns])
@@ -179,3 +167,55 @@ def drivers_frame(
         end_day=kpi.day_of(until + timedelta(days=1)) if until else None,
     )
     return drivers.key_drivers(frame)
+
+
+def loyalty_trend_frame(ctx: Context, months: int = 12, until: date | None = None) -> pd.DataFrame:
+    """Monthly trend of historical LTV, loyal customers' revenue share and mean P(alive).
+
+    One row per month end for the last ``months`` months up to ``until``
+    (default: the month of the latest order); the running month counts up to
+    ``until`` only. P(alive) uses the BG/NBD parameters of the latest scoring
+    run, or, before any run, a BG/NBD fit on the histories at the last month
+    end (``bgnbd_source`` says which).
+    """
+    from kizuna.analytics import trends
+
+    data = engine.load(ctx, analytics_connection(ctx))
+    days = data.arrow["orders"]["ordered_at_day"]
+    if len(days) == 0:
+        raise NotFound("no orders yet; import orders first")
+    end_day = kpi.day_of(until) + 1 if until else int(max(days.to_pylist())) + 1
+    last = kpi.date_of(end_day - 1)
+    end = last.year * 12 + last.month - 1
+    span = list(range(end - months + 1, end + 1))
+    snaps = lifecycle_snapshots(ctx, data, span, end_day=end_day)
+    params, source = _bgnbd_params(ctx, data["orders"], end_day)
+    frame = trends.monthly_loyalty_trends(
+        data["orders"], span, stages=snaps, bgnbd_params=params, end_day=end_day
+    ).to_pandas()
+    frame["month"] = [kpi.month_label(int(m)) for m in frame["month"]]
+    frame["bgnbd_source"] = source
+    return frame.reset_index(drop=True)
+
+
+def _bgnbd_params(ctx: Context, orders: Any, end_day: int) -> tuple[list[float], str]:
+    """BG/NBD parameters in weeks: the latest run's, or fitted now on the data up to ``end_day``."""
+    from kizuna.analytics import summary
+    from kizuna.analytics.clv import bgnbd
+
+    try:
+        run = latest_run(ctx)
+    except NotFound:
+        run = None
+    if run is not None and run.models.get("time_unit") == "weeks" and "bgnbd" in run.models:
+        p = run.models["bgnbd"]["params"]
+        return [float(p[k]) for k in bgnbd.NAMES], f"scoring run v{run.version}"
+    summ = summary.transaction_summary(orders, end_day=end_day, unit_days=7.0)
+    hist = summ.group_by(["frequency", "recency", "T"]).aggregate(n=summ.count()).to_pyarrow()
+    fit = bgnbd.fit(
+        hist["frequency"].to_numpy(),
+        hist["recency"].to_numpy(),
+        hist["T"].to_numpy(),
+        weights=hist["n"].to_numpy(),
+    )
+    return [fit.params[k] for k in bgnbd.NAMES], "fitted on the data up to the last day"

@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-from kizuna.analytics import engine, loyalty, scoring
+from kizuna.analytics import engine, lifecycle, loyalty, scoring
 from kizuna.errors import NotFound
 from kizuna.store.scoring_tables import customer_scores, scoring_runs
 
@@ -88,6 +88,62 @@ def options_from_settings(ctx: Context, as_of: date | None = None) -> scoring.Sc
         churn_window_days=s.churn_window_days,
         clv_horizon_months=s.clv_horizon_months,
         annual_discount=s.clv_discount_rate,
+        lifecycle_rules=lifecycle.parse_rules(
+            s.lifecycle_rules,
+            attitude_threshold=definition.attitude_threshold,
+            half_life_days=definition.half_life_days,
+        ),
+    )
+
+
+def add_feedback_tone(
+    ctx: Context, data: engine.Dataset, definition: loyalty.LoyaltyDefinition
+) -> None:
+    """Register ``feedback_tone`` (comment sentiment) in ``data`` when the definition weighs it.
+
+    Only then are comments read and scored: it is the costliest signal (one
+    tokenisation per distinct comment) and most workspaces leave it at 0.
+    """
+    if definition.attitude_weights.get("tone", 0) <= 0:
+        return
+    from kizuna.analytics import extract, tone
+
+    with ctx.engine.connect() as conn:
+        comments = extract.feedback_comments(conn, ctx.settings.timezone)
+    data.register("feedback_tone", tone.comment_tone(comments))
+
+
+def lifecycle_snapshots(
+    ctx: Context, data: engine.Dataset, months: list[int], end_day: int | None = None
+) -> Any:
+    """Month-end lifecycle stages under the workspace's loyalty definition and lifecycle rules.
+
+    The lifecycle page, the trends, the journey map and the monthly report all
+    call this, so their stages agree with ``kizuna score``: the same
+    attitudinal signals (feedback tone included when it is weighted), the same
+    ``lifecycle_rules``, the same advocacy evidence.
+    """
+    from kizuna.analytics.scoring import _advocacy
+
+    options = options_from_settings(ctx)
+    definition = options.definition
+    add_feedback_tone(ctx, data, definition)
+    signals = loyalty.attitude_signals(
+        answers=data["survey_answers"],
+        reviews=data["reviews"],
+        referrals=data["referrals"],
+        community=data["community_activity"],
+        contacts=data["contacts"],
+        tone=data.tables.get("feedback_tone"),
+        weights=definition.attitude_weights,
+    )
+    return lifecycle.snapshots(
+        data["orders"],
+        months,
+        options.lifecycle_rules,
+        signals=signals,
+        advocacy=_advocacy(data),
+        end_day=end_day,
     )
 
 
@@ -111,6 +167,7 @@ def score(
         progress("extract", "reading orders, surveys, reviews, referrals, community, contacts")
     con = con if con is not None else analytics_connection(ctx)
     data = engine.load(ctx, con)
+    add_feedback_tone(ctx, data, options.definition)
     extract_seconds = time.perf_counter() - started
     result = scoring.run(data, options, progress)
     result.timings = {"extract": extract_seconds, **result.timings}
@@ -119,6 +176,17 @@ def score(
     store_started = time.perf_counter()
     run = store(ctx, result, con.name, options)
     result.timings["store"] = time.perf_counter() - store_started
+    from kizuna.services.recommendations import after_scoring  # recommend_on_score
+
+    after_scoring(ctx, run.id, run.as_of, progress)
+    # Segments over score fields (loyalty class, CLV, ...) follow the new run at
+    # once; their entries and exits start journeys like any other refresh.
+    refresh_started = time.perf_counter()
+    from kizuna.services import segments
+    from kizuna.services.uow import UnitOfWork
+
+    segments.refresh_all(UnitOfWork(ctx.engine, ctx.settings), "scoring")
+    result.timings["segments"] = time.perf_counter() - refresh_started
     result.timings["total"] = time.perf_counter() - started
     with ctx.engine.begin() as conn:
         conn.execute(
@@ -151,7 +219,11 @@ def store(
                 status="writing",
                 engine=engine_name,
                 customers=data.num_rows,
-                definition={**options.definition.to_dict(), "rfm_bins": options.rfm_bins},
+                definition={
+                    **options.definition.to_dict(),
+                    "rfm_bins": options.rfm_bins,
+                    "lifecycle_rules": options.lifecycle_rules.to_dict(),
+                },
                 models=result.models,
                 kpis=result.kpis,
                 timings=result.timings,

@@ -194,3 +194,64 @@ def audit_log(engine: sa.Engine, limit: int = 100) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(a).order_by(a.c.at.desc(), a.c.id.desc()).limit(limit))
         return [dict(r._mapping) for r in rows]
+
+
+# --- administration (the dashboard's user management page) ------------------------
+
+
+@dataclass(frozen=True)
+class ChangeUser:
+    """Change one user: their role, whether they are disabled, and/or their password."""
+
+    user_id: int
+    role: str | None = None
+    disabled: bool | None = None
+    password: str | None = None
+
+
+def _enabled_admins(conn: sa.Connection, besides: int) -> int:
+    u = dashboard_users
+    return int(
+        conn.execute(
+            sa.select(sa.func.count()).where(
+                u.c.role == "admin", u.c.disabled == sa.false(), u.c.id != besides
+            )
+        ).scalar_one()
+    )
+
+
+def handle_change(cmd: ChangeUser, uow: UnitOfWork) -> User:
+    """Apply ``cmd``; refuses to leave the workspace without an enabled admin.
+
+    The role and the disabled flag are read on every request, so a change
+    takes effect on the user's next page; a new password on their next login.
+    """
+    u = dashboard_users
+    if cmd.role is not None and cmd.role not in ROLES:
+        raise ValidationError(f"unknown role {cmd.role!r}; choose one of {', '.join(ROLES)}")
+    if cmd.password is not None and len(cmd.password) < MIN_PASSWORD_CHARS:
+        raise ValidationError(
+            f"the password is too short; use at least {MIN_PASSWORD_CHARS} characters"
+        )
+    with uow:
+        row = uow.conn.execute(
+            sa.select(u.c.id, u.c.role, u.c.disabled).where(u.c.id == cmd.user_id)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no dashboard user with id {cmd.user_id}")
+        stays_admin = (cmd.role or row.role) == "admin" and not (
+            cmd.disabled if cmd.disabled is not None else row.disabled
+        )
+        if row.role == "admin" and not stays_admin and _enabled_admins(uow.conn, row.id) == 0:
+            raise Conflict("this is the last enabled admin; make another user admin first")
+        values: dict[str, Any] = {}
+        if cmd.role is not None:
+            values["role"] = cmd.role
+        if cmd.disabled is not None:
+            values["disabled"] = cmd.disabled
+        if cmd.password is not None:
+            values["password_hash"] = hash_password(cmd.password)
+        if values:
+            uow.conn.execute(sa.update(u).where(u.c.id == cmd.user_id).values(**values))
+        uow.commit()
+    return get_user(uow.engine, cmd.user_id)

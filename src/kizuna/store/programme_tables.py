@@ -54,6 +54,10 @@ point_accounts = sa.Table(
     sa.Column("birthday_year", sa.Integer),
     #: Bumped by every write: the row lock that serialises one member's requests.
     _points("lock_seq"),
+    #: Soonest release or expiry among the member's live lots (migration 0011).
+    #: A write whose clock is before it need not load the lots at all; NULL
+    #: means unknown (load and recompute), far future means nothing is due.
+    sa.Column("next_due_at", UTCDateTime),
 )
 
 point_lots = sa.Table(
@@ -167,6 +171,20 @@ coupons = sa.Table(
     sa.Column("uses", sa.Integer, nullable=False, server_default="0"),
     sa.Column("customer_id", Id),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    #: Uses one member may make of a multi-use code (NULL: no limit but ``max_uses``).
+    sa.Column("per_customer_limit", sa.Integer),
+)
+
+#: One row per use of a coupon: counts uses per member for ``per_customer_limit``.
+coupon_uses = sa.Table(
+    "coupon_uses",
+    metadata,
+    _id(),
+    sa.Column("coupon_id", Id, nullable=False),
+    sa.Column("customer_id", Id, nullable=False),
+    sa.Column("order_ref", sa.String(128)),
+    sa.Column("used_at", UTCDateTime, nullable=False),
+    sa.Index("ix_coupon_uses_coupon_id_customer_id", "coupon_id", "customer_id"),
 )
 
 rewards = sa.Table(
@@ -193,4 +211,22 @@ programme_events = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("delivered_at", UTCDateTime),
     sa.Index("ix_programme_events_delivered_at_id", "delivered_at", "id"),
+    #: Delivery attempts that failed so far, and when the next may be made (backoff).
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("last_error", sa.String(500)),
+    #: Set when the retries are exhausted; `kizuna points webhooks --retry-failed` resends.
+    sa.Column("failed_at", UTCDateTime),
+)
+
+#: B2B pooling (``[b2b] pool = "account"``): the contact whose points account
+#: holds the company's pooled points. Fixed when the pool is first used, so
+#: the wallet never moves when contacts come and go.
+point_pools = sa.Table(
+    "point_pools",
+    metadata,
+    _id(),
+    sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), nullable=False, unique=True),
+    sa.Column("customer_id", Id, sa.ForeignKey("customers.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
 )

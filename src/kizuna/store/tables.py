@@ -9,6 +9,9 @@ Conventions, because every later feature relies on them:
   distributed by customer (Citus) when one PostgreSQL is not enough;
 * instants are :class:`UTCDateTime`; money is whole minor units (BIGINT);
 * ``import_run_id`` records the import run that last changed a row;
+* columns holding personal data (names, contact details, free text a person
+  wrote, device identifiers) carry ``info={"personal": True}``: the privacy
+  export and erasure (services/privacy.py) find them by walking the metadata;
 * the two tables that grow to tens of millions of rows, ``order_lines`` and
   ``events``, carry their references **without** database foreign keys: on
   PostgreSQL every FK is a per-row trigger and made bulk loads four times
@@ -86,19 +89,19 @@ customers = sa.Table(
     metadata,
     _id(),
     _external_id(),
-    sa.Column("name", sa.String(300)),
-    sa.Column("email", sa.String(320), index=True),
-    sa.Column("phone", sa.String(40)),
-    sa.Column("birthday", sa.Date),
+    sa.Column("name", sa.String(300), info={"personal": True}),
+    sa.Column("email", sa.String(320), index=True, info={"personal": True}),
+    sa.Column("phone", sa.String(40), info={"personal": True}),
+    sa.Column("birthday", sa.Date, info={"personal": True}),
     sa.Column("gender", sa.String(16)),
     sa.Column("region", sa.String(100)),
-    sa.Column("postal_code", sa.String(20)),
+    sa.Column("postal_code", sa.String(20), info={"personal": True}),
     sa.Column("occupation", sa.String(100)),
     sa.Column("language", sa.String(8)),
     sa.Column("timezone", sa.String(64)),
     sa.Column("signup_at", UTCDateTime),
     sa.Column("account_id", Id, sa.ForeignKey("accounts.id"), index=True),
-    sa.Column("attributes", JSONDoc),
+    sa.Column("attributes", JSONDoc, info={"personal": True}),
     _import_run(),
 )
 
@@ -181,7 +184,7 @@ returns = sa.Table(
     sa.Column("quantity", sa.Integer, nullable=False),
     sa.Column("refund_amount", Money, nullable=False),
     sa.Column("returned_at", UTCDateTime, nullable=False),
-    sa.Column("reason", sa.String(500)),
+    sa.Column("reason", sa.String(500), info={"personal": True}),
     _import_run(),
 )
 
@@ -196,8 +199,8 @@ events = sa.Table(
     sa.Column("page", sa.String(2000)),
     sa.Column("topic", sa.String(200)),
     sa.Column("dwell_seconds", sa.Integer),
-    sa.Column("session_id", sa.String(128)),
-    sa.Column("properties", JSONDoc),
+    sa.Column("session_id", sa.String(128), info={"personal": True}),
+    sa.Column("properties", JSONDoc, info={"personal": True}),
     _import_run(),
     sa.Index("ix_events_customer_id_occurred_at", "customer_id", "occurred_at"),
 )
@@ -211,7 +214,7 @@ survey_answers = sa.Table(
     sa.Column("survey", sa.String(200)),
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("score", sa.Integer, nullable=False),
-    sa.Column("comment", sa.Text),
+    sa.Column("comment", sa.Text, info={"personal": True}),
     sa.Column("language", sa.String(8)),
     sa.Column("touchpoint", sa.String(50)),
     sa.Column("answered_at", UTCDateTime, nullable=False),
@@ -230,7 +233,7 @@ contacts = sa.Table(
     sa.Column("resolved", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("resolved_at", UTCDateTime),
     sa.Column("satisfaction", sa.Integer),
-    sa.Column("comment", sa.Text),
+    sa.Column("comment", sa.Text, info={"personal": True}),
     sa.Column("language", sa.String(8)),
     _import_run(),
 )
@@ -257,8 +260,8 @@ community_activity = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("community_event_id", Id, sa.ForeignKey("community_events.id"), index=True),
     sa.Column("occurred_at", UTCDateTime, nullable=False),
-    sa.Column("title", sa.String(300)),
-    sa.Column("body", sa.Text),
+    sa.Column("title", sa.String(300), info={"personal": True}),
+    sa.Column("body", sa.Text, info={"personal": True}),
     _import_run(),
 )
 
@@ -273,7 +276,7 @@ trainings = sa.Table(
     sa.Column("enrolled_at", UTCDateTime, nullable=False),
     sa.Column("completed_at", UTCDateTime),
     sa.Column("score", sa.Integer),
-    sa.Column("certificate_id", sa.String(128)),
+    sa.Column("certificate_id", sa.String(128), info={"personal": True}),
     _import_run(),
 )
 
@@ -286,11 +289,11 @@ reviews = sa.Table(
     sa.Column("product_id", Id, sa.ForeignKey("products.id"), index=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("rating", sa.Integer),
-    sa.Column("title", sa.String(300)),
-    sa.Column("body", sa.Text),
+    sa.Column("title", sa.String(300), info={"personal": True}),
+    sa.Column("body", sa.Text, info={"personal": True}),
     sa.Column("language", sa.String(8)),
     sa.Column("channel", sa.String(50)),
-    sa.Column("url", sa.String(2000)),
+    sa.Column("url", sa.String(2000), info={"personal": True}),
     sa.Column("posted_at", UTCDateTime, nullable=False),
     _import_run(),
 )
@@ -337,6 +340,7 @@ SOFT_REFERENCES: tuple[tuple[str, str, str], ...] = (
 # importing them here makes ``metadata`` complete for Alembic and tests.
 from kizuna.store import (  # noqa: E402, F401
     advocacy_tables,
+    api_tables,
     automation_tables,
     operations_tables,
     programme_tables,

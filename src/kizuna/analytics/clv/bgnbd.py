@@ -26,9 +26,18 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1, polygamma
 
-from kizuna.analytics.clv.mle import Fit, FloatArray, Params, check_weights, maximise
+from kizuna.analytics.clv.mle import (
+    Fit,
+    FloatArray,
+    Params,
+    check_weights,
+    factorize,
+    maximise,
+    newton_polish,
+    single_threaded_blas,
+)
 from kizuna.errors import ValidationError
 
 NAMES = ("r", "alpha", "a", "b")
@@ -68,6 +77,14 @@ def log_likelihood(params: Params, x: FloatArray, t_x: FloatArray, T: FloatArray
     return np.asarray(ln_a + np.logaddexp(ln_b, ln_c))
 
 
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct integers and the code of each, by hashing."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(values, sort=False)
+    return np.asarray(uniques, dtype=np.int64), np.asarray(codes, dtype=np.int64)
+
+
 class _Objective:
     """Negative weighted log-likelihood and its gradient, for fitting.
 
@@ -79,21 +96,52 @@ class _Objective:
     """
 
     def __init__(self, x: FloatArray, t_x: FloatArray, T: FloatArray, w: FloatArray) -> None:
-        self.ux, ix = np.unique(x, return_inverse=True)
-        self.uT, iT = np.unique(T, return_inverse=True)
+        self.rows = int(x.size)
+        self.ux, ix = factorize(x)
+        self.uT, iT = factorize(T)
         self.wx = np.bincount(ix, weights=w, minlength=self.ux.size)
         self.wT = np.bincount(iT, weights=w, minlength=self.uT.size)
         self.wxT = np.bincount(iT, weights=w * x, minlength=self.uT.size)
         self.n = float(w.sum())
         pos = (x > 0) & (w > 0)
-        self.ut, it = np.unique(t_x[pos], return_inverse=True)
+        self.ut, it = factorize(t_x[pos])
+        rows: tuple[np.ndarray, ...] = (it, iT[pos], ix[pos], x[pos], w[pos])
+        if w.size and float(w.max()) == 1.0:
+            rows = self._grouped(*rows)
+        self.mixture_rows = int(rows[0].size)
         # The mixture term is summed over chunks on two threads: NumPy lets go
         # of the GIL inside each operation, so two cores do half the rows each.
-        parts = max(1, min(CHUNKS, int(pos.sum()) // 50_000))
+        parts = max(1, min(CHUNKS, self.mixture_rows // 50_000))
         self.chunks = [
-            (it[c], iT[pos][c], ix[pos][c], x[pos][c], w[pos][c])
-            for c in np.array_split(np.arange(int(pos.sum())), parts)
+            tuple(a[c] for a in rows) for c in np.array_split(np.arange(self.mixture_rows), parts)
         ]
+
+    def _grouped(
+        self, it: np.ndarray, iT: np.ndarray, ix: np.ndarray, xp: FloatArray, wp: FloatArray
+    ) -> tuple[np.ndarray, ...]:
+        """One row per distinct history when one row per customer was passed.
+
+        The codes of x, T and t_x are already at hand, so the distinct
+        histories cost one more hashing pass and a count; they are used
+        whenever they cut the per-row work by 5% or more (on the generator's
+        1M customers timed to the day, by 16%). Distinct histories passed
+        with weights (``kizuna score`` groups in the engine) skip this.
+        """
+        nt, nT = max(1, self.ut.size), max(1, self.uT.size)
+        if float(self.ux.size) * nT * nt >= 2.0**62:
+            return it, iT, ix, xp, wp
+        key = (ix * nT + iT) * nt + it
+        uniq, where = _codes(key)
+        if uniq.size > 0.95 * key.size:
+            return it, iT, ix, xp, wp
+        g_ix = uniq // (nT * nt)
+        return (
+            uniq % nt,
+            (uniq // nt) % nT,
+            g_ix,
+            self.ux[g_ix],
+            np.bincount(where, weights=wp, minlength=uniq.size),
+        )
 
     def _mixture(
         self,
@@ -104,7 +152,8 @@ class _Objective:
         inv_atx: FloatArray,
         log_k: FloatArray,
         r: float,
-    ) -> tuple[float, float, float, float, FloatArray]:
+        second: bool = False,
+    ) -> tuple[float, float, float, float, FloatArray, FloatArray | None]:
         it, iT, ix, xp, wp = chunk
         diff = log_at[iT] - log_atx[it]
         rx = r + xp
@@ -125,9 +174,52 @@ class _Objective:
         by_x: FloatArray = np.asarray(
             np.bincount(ix, weights=ws, minlength=log_k.size), dtype=np.float64
         )
-        return ll, float(diff @ ws), d_alpha, float(ws.sum()), by_x
+        sums = None
+        if second:
+            # Second derivatives of Σ w softplus(z): Σ w σ(1-σ) ∇z ∇zᵀ + Σ w σ ∇²z,
+            # with ∇z = (D, (r+x)E, 1/a, -1/(b+x-1)), D = ln(α+T) - ln(α+t_x),
+            # E = 1/(α+T) - 1/(α+t_x); ∇²z has z_rα = E, z_αα = (r+x)(1/(α+t_x)² - 1/(α+T)²),
+            # z_aa = -1/a², z_bb = 1/(b+x-1)². Sums over rows by x are left to the caller.
+            q = ws * (1.0 - sig)
+            e = inv_at[iT] - inv_atx[it]
+            re = rx * e
+            qd = q * diff
+            qre = q * re
+            curv = rx * (inv_atx[it] ** 2 - inv_at[iT] ** 2)
+            sums = np.array(
+                [
+                    float(qd @ diff),  # 0: Σ q D²
+                    float(qd @ re) + float(ws @ e),  # 1: r-α
+                    float(qre @ re) + float(ws @ curv),  # 2: α-α
+                    float(qd.sum()),  # 3: Σ q D
+                    float(qre.sum()),  # 4: Σ q (r+x)E
+                    float(q.sum()),  # 5: Σ q
+                ]
+            )
+            n_x = log_k.size
+            by_x = np.concatenate(
+                [
+                    by_x,
+                    np.bincount(ix, weights=q, minlength=n_x),
+                    np.bincount(ix, weights=qd, minlength=n_x),
+                    np.bincount(ix, weights=qre, minlength=n_x),
+                ]
+            )
+        return ll, float(diff @ ws), d_alpha, float(ws.sum()), by_x, sums
 
     def __call__(self, params: FloatArray) -> tuple[float, FloatArray]:
+        value, grad, _ = self.evaluate(params)
+        return value, grad
+
+    def with_hessian(self, params: FloatArray) -> tuple[float, FloatArray, FloatArray]:
+        """Value, gradient and the analytic Hessian of the negative log-likelihood."""
+        value, grad, hess = self.evaluate(params, second=True)
+        assert hess is not None
+        return value, grad, hess
+
+    def evaluate(
+        self, params: FloatArray, second: bool = False
+    ) -> tuple[float, FloatArray, FloatArray | None]:
         r, alpha, a, b = params
         ux, n = self.ux, self.n
         log_alpha = np.log(alpha)
@@ -141,6 +233,26 @@ class _Objective:
         d_alpha = r / alpha * n - r_wT @ inv_at
         d_a = (digamma(a + b) - digamma(a + b + ux)) @ self.wx
         d_b = (digamma(b + ux) - digamma(a + b + ux) - digamma(b) + digamma(a + b)) @ self.wx
+        hess: FloatArray | None = None
+        if second:
+            # The terms of x alone and of T alone (see ln A and ln B above).
+            tri_ab = polygamma(1, a + b) - polygamma(1, a + b + ux)
+            h_ab = float(tri_ab @ self.wx)
+            h_bb = float(
+                (polygamma(1, b + ux) - polygamma(1, a + b + ux) - polygamma(1, b)
+                 + polygamma(1, a + b)) @ self.wx
+            )  # fmt: skip
+            h_rr = float((polygamma(1, r + ux) - polygamma(1, r)) @ self.wx)
+            h_ra = n / alpha - float(self.wT @ inv_at)
+            h_aa = -r * n / alpha**2 + float(r_wT @ inv_at**2)
+            hess = np.array(
+                [
+                    [h_rr, h_ra, 0.0, 0.0],
+                    [h_ra, h_aa, 0.0, 0.0],
+                    [0.0, 0.0, h_ab, h_ab],
+                    [0.0, 0.0, h_ab, h_bb],
+                ]
+            )
         if self.chunks:
             # z = ln C - ln B; the mixture adds logaddexp(0, z) = ln(1 + e^z).
             with np.errstate(divide="ignore"):
@@ -148,16 +260,30 @@ class _Objective:
             log_k = np.log(a) - np.log(bx)
             args = (log_at, np.log(alpha + self.ut), inv_at, 1.0 / (alpha + self.ut), log_k, r)
             if len(self.chunks) == 1:
-                results = [self._mixture(self.chunks[0], *args)]
+                results = [self._mixture(self.chunks[0], *args, second)]
             else:
-                results = list(_pool().map(lambda c: self._mixture(c, *args), self.chunks))
-            for m_ll, m_r, m_alpha, m_a, by_x in results:
+                results = list(_pool().map(lambda c: self._mixture(c, *args, second), self.chunks))
+            # Rows with x = 0 have no mixture term: their 1/(b+x-1) must not become inf.
+            inv_bx = np.where(ux > 0, 1.0 / bx, 0.0)
+            nx = ux.size
+            for m_ll, m_r, m_alpha, m_a, by_x, sums in results:
                 ll += m_ll
                 d_r += m_r
                 d_alpha += m_alpha
                 d_a += m_a / a
-                d_b -= (1.0 / bx) @ by_x
-        return float(-ll), -np.array([d_r, d_alpha, d_a, d_b])
+                d_b -= inv_bx @ by_x[:nx]
+                if hess is not None and sums is not None:
+                    ws_x, q_x, qd_x, qre_x = (by_x[k * nx : (k + 1) * nx] for k in range(4))
+                    m = np.empty((4, 4))
+                    m[0, 0], m[0, 1], m[1, 1] = sums[0], sums[1], sums[2]
+                    m[0, 2], m[1, 2] = sums[3] / a, sums[4] / a
+                    m[0, 3], m[1, 3] = -(inv_bx @ qd_x), -(inv_bx @ qre_x)
+                    m[2, 2] = (sums[5] - m_a) / a**2
+                    m[2, 3] = -(inv_bx @ q_x) / a
+                    m[3, 3] = inv_bx**2 @ (q_x + ws_x)
+                    upper = np.triu(m)
+                    hess += upper + np.triu(m, 1).T
+        return float(-ll), -np.array([d_r, d_alpha, d_a, d_b]), None if hess is None else -hess
 
 
 CHUNKS = 2
@@ -188,19 +314,51 @@ def fit(
     if w.sum() == 0:
         raise ValidationError("BG/NBD needs at least one customer")
     scale = float(np.mean(TT)) if TT.size else 1.0
-    objective = _Objective(x, t_x, TT, w)
     start_ = np.array(start, dtype=float)
     start_[1] = max(start_[1], scale / 10)
+    with single_threaded_blas():
+        return _fit(x, t_x, TT, w, start_)
 
+
+def _fit(x: FloatArray, t_x: FloatArray, TT: FloatArray, w: FloatArray, start_: FloatArray) -> Fit:
+    # A first-order fit on a random subset of the rows lands within a few per
+    # cent of the optimum for a fraction of the cost per evaluation; Newton's
+    # method with the exact Hessian then finishes on all rows in a few
+    # evaluations. The subset is fixed (seeded), so fits repeat exactly. Small
+    # inputs get the first-order fit on all rows, then the same polish.
+    objective = _Objective(x, t_x, TT, w)
+    rough_on = objective
+    if x.size > 2 * SUBSAMPLE_ROWS:
+        pick = np.random.default_rng(0).choice(x.size, SUBSAMPLE_ROWS, replace=False)
+        rough_on = _Objective(x[pick], t_x[pick], TT[pick], w[pick])
+    rough = maximise(
+        "bgnbd",
+        NAMES,
+        lambda p: rough_on(p)[0],
+        start_,
+        n_customers=float(rough_on.n),
+        n_rows=x.size,
+        neg_ll_grad=rough_on,
+        with_errors=False,
+    )
+    polished = newton_polish(
+        "bgnbd", NAMES, objective.with_hessian, rough.vector(), n_customers=w.sum(), n_rows=x.size
+    )
+    if polished is not None:
+        return polished
     return maximise(
         "bgnbd",
         NAMES,
         lambda p: objective(p)[0],
-        start_,
+        rough.vector(),
         n_customers=w.sum(),
         n_rows=x.size,
         neg_ll_grad=objective,
     )
+
+
+#: Rows of the subsample that gives Newton's method its start (see :func:`fit`).
+SUBSAMPLE_ROWS = 25_000
 
 
 def expected_purchases(params: Params, t: float | FloatArray) -> FloatArray:

@@ -32,7 +32,7 @@ from kizuna.automation.actions import (
     RetryLater,
     register_action,
 )
-from kizuna.automation.templates import check, render
+from kizuna.automation.templates import check, customer_scope, render
 from kizuna.automation.unsubscribe import TOPIC, unsubscribe_url, unsubscribed_topics
 from kizuna.config import Settings
 from kizuna.errors import JourneyError
@@ -170,9 +170,10 @@ class EmailAction:
 
     def compose(self, ctx: ActionContext) -> Message:
         """The message of this step for this customer (both send paths build it here)."""
-        return build_message(
-            ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key, ctx.variables
-        )
+        with customer_scope(ctx.conn, ctx.customer):  # for {{ recommendations(3) }} etc.
+            return build_message(
+                ctx.settings, ctx.params, ctx.customer, ctx.idempotency_key, ctx.variables
+            )
 
     def perform(self, ctx: ActionContext) -> Outcome:
         if not has_consent(ctx.conn, int(ctx.customer["id"]), "email"):

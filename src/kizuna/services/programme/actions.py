@@ -60,6 +60,21 @@ def reward_action(
             f"the programme does not reward {cmd.action!r}; add it under [actions] in programme.toml"
         )
     source = f"action:{cmd.action}:{cmd.reference}"
+    if cmd.action == "signup" and programme.automatic_signup:
+        # Granted at enrolment, once; an explicit call can only find it done.
+        if not opened.account.created:
+            raise Conflict("signup points are granted automatically at enrolment, and were")
+        save_book(uow, opened.account, opened.book, opened.active.version, activity_at=now)
+        body = {
+            "member_id": cmd.member_id,
+            "action": cmd.action,
+            "points": points,
+            "state": opened.book.lots[-1].state,
+            "balance": balance_dict(opened.book.balance),
+        }
+        remember(uow, cmd.idem, 201, body)
+        uow.commit()
+        return 201, body
     lots = pt.point_lots.c
     if uow.conn.execute(
         sa.select(lots.id)

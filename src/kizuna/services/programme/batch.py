@@ -23,9 +23,16 @@ from kizuna.domain.earning import Line, quote_order
 from kizuna.domain.ledger import AVAILABLE, EARN, PENDING
 from kizuna.domain.tiers import upgrade
 from kizuna.errors import NotFound, ValidationError
-from kizuna.services.programme import config
+from kizuna.services.programme import config, system_events
 from kizuna.services.programme.idempotency import Idem, remember, replay
-from kizuna.services.programme.orders import RecordOrder, check_lines, record_order
+from kizuna.services.programme.members import open_member
+from kizuna.services.programme.orders import (
+    RecordOrder,
+    cap_periods,
+    check_lines,
+    record_order,
+)
+from kizuna.services.programme.store import NEVER_DUE, save_book
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
@@ -92,6 +99,7 @@ def record_orders(
     if not 1 <= len(cmds) <= MAX_ORDERS:
         raise ValidationError(f"a batch holds 1 to {MAX_ORDERS} orders, got {len(cmds)}")
     conn = uow.conn
+    active = config.active_programme(uow)
     members = sorted({c.member_id for c in cmds})
     ids: dict[str, int] = {}
     for part in _chunks(members):
@@ -105,12 +113,17 @@ def record_orders(
         )
     # Lock: create missing accounts (a write, so SQLite takes its lock now), then lock in id order.
     insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
-    for part in _chunks(sorted(ids.values())):
-        conn.execute(
-            insert(pt.point_accounts)
-            .values([{"customer_id": i, "member_since": now} for i in part])
-            .on_conflict_do_nothing()
-        )
+    if active.programme.automatic_signup:
+        _enrol_with_signup(uow, ids, now)
+    # One compiled statement and a list of parameter sets (pipelined on
+    # PostgreSQL), not a 5,000-row VALUES compiled afresh for every batch.
+    conn.execute(
+        insert(pt.point_accounts).on_conflict_do_nothing(),
+        [
+            {"customer_id": i, "member_since": now, "next_due_at": NEVER_DUE}
+            for i in sorted(ids.values())
+        ],
+    )
     a = pt.point_accounts.c
     accounts: dict[int, Any] = {}
     for part in _chunks(sorted(ids.values())):
@@ -125,7 +138,6 @@ def record_orders(
     stored = replay(uow, idem)
     if stored is not None:
         return stored.status, stored.body
-    active = config.active_programme(uow)
     programme = active.programme
     problems: list[str] = []
     seen: set[str] = set()
@@ -174,13 +186,18 @@ def record_orders(
             f"{len(problems)} problem(s), nothing written: " + "; ".join(problems[:20])
         )
 
-    # Daily caps depend on earlier orders of the same day: those go one by one too.
-    one_by_one = bool(programme.cap_per_day)
+    # Caps per day/week/month/year depend on earlier orders, and a pooled B2B
+    # programme earns into the company's pool: those go one by one too.
+    one_by_one = bool(cap_periods(programme)) or programme.pool == "account"
     slow = [c for c in cmds if one_by_one or accounts[ids[c.member_id]].debt > 0]
     fast = [c for c in cmds if not one_by_one and accounts[ids[c.member_id]].debt == 0]
     available_at = schedule.available_at(programme, now)
     expires_at = schedule.expires_at(programme, now)
     state = PENDING if available_at > now else AVAILABLE
+    due_at = min(
+        d for d in (available_at if state == PENDING else None, expires_at, NEVER_DUE) if d
+    )
+    due = sa.literal(due_at, pt.point_accounts.c.next_due_at.type)
     # orders and their lines
     new_orders = [c for c in fast if c.order_id not in existing]
     order_pk: dict[str, int] = {k: v[0] for k, v in existing.items()}
@@ -286,7 +303,14 @@ def record_orders(
     if updates:
         stmt = sa.update(pt.point_accounts).where(a.customer_id == sa.bindparam("cid"))
         conn.execute(
-            stmt.values({column.key: column + sa.bindparam("add"), "last_activity_at": now}),
+            stmt.values(
+                {
+                    column.key: column + sa.bindparam("add"),
+                    "last_activity_at": now,
+                    # The new lots may fall due before what the account knew of.
+                    "next_due_at": sa.case((a.next_due_at > due, due), else_=a.next_due_at),
+                }
+            ),
             updates,
         )
     if tier_updates:
@@ -310,22 +334,10 @@ def record_orders(
             ],
         )
         external = {v: k for k, v in ids.items()}
-        conn.execute(
-            sa.insert(pt.programme_events),
-            [
-                {
-                    "topic": "tier.changed",
-                    "customer_id": cid,
-                    "created_at": now,
-                    "payload": {
-                        "member_id": external[cid],
-                        "from": accounts[cid].tier,
-                        "to": tier,
-                        "at": now.isoformat(),
-                    },
-                }
-                for cid, tier in tier_updates.items()
-            ],
+        system_events.tiers_changed(
+            uow,
+            [(cid, external[cid], accounts[cid].tier, tier) for cid, tier in tier_updates.items()],
+            now,
         )
     results = {c.order_id: q.points for c, q in zip(fast, quotes, strict=True)}
     for c in slow:  # the exact one-order path, in the same transaction
@@ -341,6 +353,20 @@ def record_orders(
     remember(uow, idem, 201, body)
     uow.commit()
     return 201, body
+
+
+def _enrol_with_signup(uow: UnitOfWork, ids: dict[str, int], now: datetime) -> None:
+    """Members enrolled by this batch get their automatic sign-up points, as one by one."""
+    a = pt.point_accounts.c
+    have: set[int] = set()
+    for part in _chunks(sorted(ids.values())):
+        have.update(
+            uow.conn.execute(sa.select(a.customer_id).where(a.customer_id.in_(part))).scalars()
+        )
+    for external, cid in sorted(ids.items(), key=lambda kv: kv[1]):
+        if cid not in have:
+            opened = open_member(uow, cid, external, now, need_lots=False)
+            save_book(uow, opened.account, opened.book, opened.active.version)
 
 
 def _upgrades(

@@ -83,26 +83,36 @@ def record_version(uow: UnitOfWork, programme: Programme, source: str) -> int:
     )
 
 
+_LATEST = sa.select(sa.func.max(pt.programme_versions.c.id))
+_DOCUMENT = sa.select(pt.programme_versions.c.document).where(
+    pt.programme_versions.c.id == sa.bindparam("v")
+)
+
+
 def active_programme(uow: UnitOfWork) -> ActiveProgramme:
-    """The newest recorded programme; on first use, the workspace file or the default."""
+    """The newest recorded programme; on first use, the workspace file or the default.
+
+    Cached per process by version: every :data:`CACHE_SECONDS` one cheap
+    ``max(id)`` asks whether another process applied a new version; the
+    document is read and parsed again only when it did.
+    """
     key = f"{uow.engine.url}|{uow.settings.workspace}"
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
     if hit and now - hit[0] < CACHE_SECONDS:
         return hit[1]
-    row = uow.conn.execute(
-        sa.select(pt.programme_versions.c.id, pt.programme_versions.c.document)
-        .order_by(pt.programme_versions.c.id.desc())
-        .limit(1)
-    ).first()
-    if row is None:
+    latest = uow.conn.execute(_LATEST).scalar()
+    if hit and latest == hit[1].version:
+        active = hit[1]
+    elif latest is None:
         path = uow.settings.workspace / PROGRAMME_FILE
         programme = read_programme_file(path) if path.exists() else default_programme()
         version = record_version(uow, programme, str(path) if path.exists() else "built-in default")
+        active = ActiveProgramme(programme, version)
     else:
-        programme, version = parse_programme(_as_dict(row.document)), int(row.id)
-    active = ActiveProgramme(programme, version)
+        document = uow.conn.execute(_DOCUMENT, {"v": latest}).scalar_one()
+        active = ActiveProgramme(parse_programme(_as_dict(document)), int(latest))
     with _lock:
         _cache[key] = (now, active)
     return active

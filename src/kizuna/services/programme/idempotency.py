@@ -64,19 +64,21 @@ def replay(uow: UnitOfWork, idem: Idem | None) -> Stored | None:
     return Stored(int(row.status_code), dict(row.response))
 
 
+def remembered(idem: Idem, status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The ``idempotency_keys`` row that makes a retry return this response."""
+    return {
+        "key": idem.key,
+        "request_hash": idem.request_hash,
+        "status_code": status,
+        "response": body,
+        "created_at": datetime.now(UTC),
+    }
+
+
 def remember(uow: UnitOfWork, idem: Idem | None, status: int, body: dict[str, Any]) -> None:
     if idem is None:
         return
-    uow.conn.execute(
-        _REMEMBER,
-        {
-            "key": idem.key,
-            "request_hash": idem.request_hash,
-            "status_code": status,
-            "response": body,
-            "created_at": datetime.now(UTC),
-        },
-    )
+    uow.conn.execute(_REMEMBER, remembered(idem, status, body))
 
 
 def purge(uow: UnitOfWork, older_than: datetime) -> int:

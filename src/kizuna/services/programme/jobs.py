@@ -17,11 +17,11 @@ from kizuna.domain import schedule
 from kizuna.domain.clock import local_date
 from kizuna.domain.tiers import review
 from kizuna.errors import Conflict
-from kizuna.services.programme import config
+from kizuna.services.programme import config, system_events
 from kizuna.services.programme.actions import RewardAction, reward_action
 from kizuna.services.programme.members import open_member, qualifying
 from kizuna.services.programme.store import save_book
-from kizuna.services.programme.webhooks import queue_expiring_soon
+from kizuna.services.programme.webhooks import deliver_configured, queue_expiring_soon
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
@@ -35,6 +35,7 @@ class JobReport:
     tier_changes: int = 0
     birthdays: int = 0
     expiring_notices: int = 0
+    enrolled: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -113,19 +114,8 @@ def review_tiers(uow: UnitOfWork, now: datetime | None = None) -> JobReport:
         if new != account.tier:
             extra.update(tier=new, tier_since=now)
             report.tier_changes += 1
-            uow.conn.execute(
-                sa.insert(pt.programme_events).values(
-                    topic="tier.changed",
-                    customer_id=customer_id,
-                    created_at=now,
-                    payload={
-                        "member_id": external,
-                        "from": account.tier,
-                        "to": new,
-                        "at": now.isoformat(),
-                        "why": "period review",
-                    },
-                )
+            system_events.tier_changed(
+                uow, customer_id, external, account.tier, new, now, "period review"
             )
         save_book(uow, account, opened.book, opened.active.version, extra=extra)
         uow.commit()
@@ -172,12 +162,46 @@ def award_birthdays(uow: UnitOfWork, now: datetime | None = None) -> JobReport:
     return report
 
 
+def enrol_new_members(
+    uow: UnitOfWork, now: datetime | None = None, limit: int = 10_000
+) -> JobReport:
+    """Enrol customers who have no points account yet, so automatic sign-up points reach them.
+
+    Only when the programme grants sign-up points automatically; each
+    enrolment is one member's transaction (under the lock that creates the
+    account), so a second run or a second worker finds nothing to do.
+    """
+    now = now or datetime.now(UTC)
+    programme = config.active_programme(uow).programme
+    report = JobReport()
+    if not programme.automatic_signup or not programme.actions.get("signup"):
+        return report
+    c, a = t.customers.c, pt.point_accounts.c
+    q = (
+        sa.select(c.id, c.external_id)
+        .where(~sa.exists().where(a.customer_id == c.id))
+        .order_by(c.id)
+        .limit(limit)
+    )
+    todo = list(uow.conn.execute(q))
+    uow.rollback()
+    for customer_id, external in todo:
+        opened = open_member(uow, customer_id, external, now, need_lots=False)
+        if opened.account.created:
+            save_book(uow, opened.account, opened.book, opened.active.version)
+            report.enrolled += 1
+        uow.commit()
+    return report
+
+
 def run_all(uow: UnitOfWork, now: datetime | None = None) -> dict[str, int]:
     """Every scheduled job once, in order; safe to run as often as you like."""
     now = now or datetime.now(UTC)
     out: dict[str, int] = {}
-    for job in (release_and_expire, review_tiers, award_birthdays):
+    for job in (enrol_new_members, release_and_expire, review_tiers, award_birthdays):
         for k, v in job(uow, now).as_dict().items():
             out[k] = out.get(k, 0) + v
     out["expiring_notices"] = queue_expiring_soon(uow, now)
+    out["expiring_events"] = system_events.record_expiring(uow, now)
+    out["webhooks_delivered"] = deliver_configured(uow, now)
     return out

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from kizuna.domain import schedule
 from kizuna.domain.ledger import Balance, Book
+from kizuna.domain.programme import Programme
 from kizuna.domain.tiers import progress
 from kizuna.services.programme import config
 from kizuna.services.programme.store import (
@@ -22,6 +24,7 @@ from kizuna.services.programme.store import (
 )
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
+from kizuna.store import tables as t
 
 #: "Expiring soon" means within this many days unless the caller asks otherwise.
 EXPIRING_SOON_DAYS = 30
@@ -35,6 +38,9 @@ class Opened:
     account: Account
     book: Book
     active: config.ActiveProgramme
+    #: The customer who acted (bought, redeemed). The same as the account's
+    #: owner, except in a pooled B2B programme, where the account is the pool.
+    actor_id: int = 0
 
 
 def open_member(
@@ -45,28 +51,124 @@ def open_member(
     *,
     lot_ids: tuple[int, ...] = (),
     hold_refs: tuple[str, ...] = (),
+    need_lots: bool = True,
 ) -> Opened:
     """Lock, load, and apply any release or expiry that fell due since the last write.
 
     Applying them here means a member never sees, nor spends, points whose
-    status changed while the scheduled job had not run yet.
+    status changed while the scheduled job had not run yet. A writer that
+    only adds points (``need_lots=False``) skips loading the lots when the
+    account row proves nothing is due before ``now`` and no debt waits to be
+    repaid: one comparison instead of reading every live lot.
     """
+    active = config.active_programme(uow)
+    programme = active.programme
+    actor_id = customer_id
+    if programme.pool == "account":
+        actor_id, customer_id, external_id = pool_holder(uow, customer_id, external_id, now)
     if customer_id is None:
         account = lock_member(uow, external_id, now)
     else:
         account = lock_account(uow, customer_id, external_id, now)
-    active = config.active_programme(uow)
-    book = load_book(
-        uow, account, active.programme.negative_policy, lot_ids=lot_ids, hold_refs=hold_refs
-    )
-    book.release(now)
-    book.expire(now)
     deadline = schedule.inactivity_deadline(
-        active.programme, account.last_activity_at or account.member_since
+        programme, account.last_activity_at or account.member_since
     )
-    if deadline is not None and deadline <= now:
-        book.expire(now, every_lot=True, reason="no activity for the inactivity period")
-    return Opened(account, book, active)
+    inactive = deadline is not None and deadline <= now
+    if (
+        not need_lots
+        and not inactive
+        and account.next_due_at is not None
+        and now < account.next_due_at
+        and account.balance.debt == 0
+    ):
+        account.lots_loaded = False
+        book = Book((), account.balance, (), programme.negative_policy)
+    else:
+        book = load_book(
+            uow, account, programme.negative_policy, lot_ids=lot_ids, hold_refs=hold_refs
+        )
+        book.release(now)
+        book.expire(now)
+        if inactive:
+            book.expire(now, every_lot=True, reason="no activity for the inactivity period")
+    if account.created:
+        signup_reward(book, programme, now)
+    return Opened(account, book, active, actor_id or account.customer_id)
+
+
+_c = t.customers.c
+_pp = pt.point_pools.c
+_HOLDER = sa.select(_c.id, _c.account_id, _pp.customer_id.label("holder")).select_from(
+    t.customers.outerjoin(pt.point_pools, _pp.account_id == _c.account_id)
+)
+
+
+def pool_holder(
+    uow: UnitOfWork, customer_id: int | None, external_id: str, now: datetime
+) -> tuple[int, int, str]:
+    """(the contact, the pool's holder id, the holder's external id) in a pooled programme.
+
+    Points of every contact of a company (``customers.account_id``) live in
+    one account: that of the contact who first used the pool, fixed in
+    ``point_pools``. A customer without a company keeps their own account.
+    """
+    q = _HOLDER.where(_c.id == customer_id if customer_id else _c.external_id == external_id)
+    row = uow.conn.execute(q).first()
+    if row is None:
+        customer_id_of(uow, external_id)  # raises the clear "unknown member"
+        raise AssertionError("unreachable")
+    if row.account_id is None:
+        return int(row.id), int(row.id), external_id
+    holder = row.holder
+    if holder is None:
+        insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
+        uow.conn.execute(
+            insert(pt.point_pools)
+            .values(account_id=row.account_id, customer_id=row.id, created_at=now)
+            .on_conflict_do_nothing(index_elements=["account_id"])
+        )
+        holder = uow.conn.execute(
+            sa.select(_pp.customer_id).where(_pp.account_id == row.account_id)
+        ).scalar_one()
+    holder_ext = (
+        external_id
+        if holder == row.id and customer_id is None
+        else uow.conn.execute(sa.select(_c.external_id).where(_c.id == holder)).scalar_one()
+    )
+    return int(row.id), int(holder), holder_ext
+
+
+def wallet_of(uow: UnitOfWork, member: str, now: datetime | None = None) -> tuple[int, str]:
+    """The customer id and external id whose account holds ``member``'s points (readers)."""
+    programme = config.active_programme(uow).programme
+    if programme.pool != "account":
+        return customer_id_of(uow, member), member
+    _, holder, holder_ext = pool_holder(uow, None, member, now or datetime.now(UTC))
+    return holder, holder_ext
+
+
+#: The source of the automatic sign-up reward; one per member, ever.
+SIGNUP_SOURCE = "action:signup:enrolment"
+
+
+def signup_reward(book: Book, programme: Programme, now: datetime) -> int:
+    """The ``signup`` action's points, granted in the transaction that enrols the member.
+
+    Enrolment (creating the account row) happens exactly once per member,
+    whichever request or job does it, so the reward cannot be granted twice.
+    """
+    points = programme.actions.get("signup")
+    if not programme.automatic_signup or not points:
+        return 0
+    book.earn(
+        points,
+        at=now,
+        available_at=schedule.available_at(programme, now),
+        expires_at=schedule.expires_at(programme, now),
+        source=SIGNUP_SOURCE,
+        reason="reward for signup (enrolment)",
+    )
+    return points
 
 
 def balance_dict(b: Balance) -> dict[str, int]:
@@ -101,10 +203,10 @@ def summary(
 ) -> dict[str, Any]:
     """Available, pending, expiring soon, tier and progress: what a member page shows."""
     now = now or datetime.now(UTC)
-    customer_id = customer_id_of(uow, member)
+    customer_id, holder = wallet_of(uow, member, now)
     active = config.active_programme(uow)
     programme = active.programme
-    account = read_account(uow, customer_id, member)
+    account = read_account(uow, customer_id, holder)
     if account is None:
         return {
             "member_id": member,
@@ -154,7 +256,7 @@ def ledger_page(
         from kizuna.errors import ValidationError
 
         raise ValidationError(f"limit must be between 1 and {MAX_PAGE}, got {limit}")
-    customer_id = customer_id_of(uow, member)
+    customer_id, _ = wallet_of(uow, member)
     e = pt.ledger_entries.c
     q = sa.select(pt.ledger_entries).where(e.customer_id == customer_id)
     if before is not None:

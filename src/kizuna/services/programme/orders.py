@@ -1,16 +1,17 @@
-"""Orders: quote what an order earns, record it (earn), refund or return it (reverse).
+"""Orders: quote what an order earns, and record it (earn).
 
 A recorded order is written to ``orders``/``order_lines`` (unless an import
 already brought it) so analytics see till sales at once, and the points each
-line earned are kept in ``earned_lines`` so a partial return reverses
-exactly what its lines earned.
+line earned are kept in ``earned_lines`` so a partial return
+(:mod:`kizuna.services.programme.refunds`) reverses exactly what its lines
+earned.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +19,21 @@ import sqlalchemy as sa
 
 from kizuna.domain import schedule
 from kizuna.domain.clock import local_date, local_day_start
-from kizuna.domain.earning import Line, Quote, quote_order, reversal_for
+from kizuna.domain.earning import (
+    Line,
+    Quote,
+    period_caps,
+    period_start,
+    quote_order,
+)
 from kizuna.domain.programme import Programme
-from kizuna.domain.tiers import qualified_tier, rank, upgrade
-from kizuna.errors import Conflict, NotFound, ValidationError
-from kizuna.services.programme import config, coupons
-from kizuna.services.programme.idempotency import Idem, remember, replay
-from kizuna.services.programme.members import Opened, balance_dict, open_member, qualifying
-from kizuna.services.programme.store import MAX_ID, Account, customer_id_of, insert_rows, save_book
+from kizuna.domain.tiers import rank, upgrade
+from kizuna.errors import Conflict, ValidationError
+from kizuna.services.programme import config, coupons, system_events
+from kizuna.services.programme.idempotency import Idem, remembered
+from kizuna.services.programme.members import Opened, balance_dict, open_member
+from kizuna.services.programme.store import MAX_ID, Account, customer_id_of, save_book
+from kizuna.services.programme.writes import Writes, nextval
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
@@ -57,18 +65,6 @@ class RecordOrder:
     channel: str | None = None
     store: str | None = None
     idem: Idem | None = None
-
-
-@dataclass(frozen=True)
-class RefundOrder:
-    """Refund lines of an order (``lines`` None: the whole order)."""
-
-    order_id: str
-    refund_id: str
-    lines: tuple[tuple[int, int], ...] | None = None
-    idem: Idem | None = None
-    reason: str = "refund"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def check_lines(
@@ -144,12 +140,15 @@ def quote(uow: UnitOfWork, cmd: RecordOrder, now: datetime | None = None) -> dic
         tier = row.tier if row else None
     lines, _ = _categories(uow, cmd.lines)
     at = cmd.ordered_at or now
-    today = (
-        _earned_today(uow, customer_id, programme, at)
-        if customer_id and programme.cap_per_day
-        else 0
+    earned_in = _earned_in(uow, customer_id, programme, at) if customer_id else {}
+    q = quote_order(
+        programme,
+        lines,
+        local_date(at, programme.tz),
+        tier=tier,
+        earned_today=earned_in.get("day", 0),
+        earned_in=earned_in,
     )
-    q = quote_order(programme, lines, local_date(at, programme.tz), tier=tier, earned_today=today)
     return _quote_dict(q, programme, active.version, tier)
 
 
@@ -168,20 +167,38 @@ def _quote_dict(q: Quote, programme: Programme, version: int, tier: str | None) 
     }
 
 
-def _earned_today(
-    uow: UnitOfWork, customer_id: int | None, programme: Programme, at: datetime
-) -> int:
-    if customer_id is None:
-        return 0
+def cap_periods(programme: Programme) -> tuple[str, ...]:
+    """The periods whose earlier earnings this programme's caps need: day, week, month, year."""
+    return (("day",) if programme.cap_per_day else ()) + tuple(period_caps(programme))
+
+
+def _period_starts(programme: Programme, periods: tuple[str, ...], at: datetime) -> dict[str, Any]:
+    """Each cap period's first instant, from the order's local day in the programme timezone."""
     day = local_date(at, programme.tz)
+    return {
+        f"{p}_start": local_day_start(period_start(p, day, programme.year_starts), programme.tz)
+        for p in periods
+    }
+
+
+def _earned_in(
+    uow: UnitOfWork, customer_id: int | None, programme: Programme, at: datetime
+) -> dict[str, int]:
+    """What the member already earned from orders in each capped period holding ``at``."""
+    periods = cap_periods(programme)
+    if customer_id is None or not periods:
+        return {}
     e = pt.ledger_entries.c
-    q = sa.select(sa.func.coalesce(sa.func.sum(e.qualifying_points), 0)).where(
-        e.customer_id == customer_id,
-        e.kind == "earn",
-        e.at >= local_day_start(day, programme.tz),
-        e.qualifying_spend > 0,
-    )
-    return int(uow.conn.execute(q).scalar_one())
+    out = {}
+    for name, start in _period_starts(programme, periods, at).items():
+        q = sa.select(sa.func.coalesce(sa.func.sum(e.qualifying_points), 0)).where(
+            e.customer_id == customer_id,
+            e.kind == "earn",
+            e.at >= start,
+            e.qualifying_spend > 0,
+        )
+        out[name.removesuffix("_start")] = int(uow.conn.execute(q).scalar_one())
+    return out
 
 
 _o = t.orders.c
@@ -189,52 +206,167 @@ _ORDER = sa.select(_o.id, _o.customer_id, _o.total_amount).where(
     _o.external_id == sa.bindparam("ext")
 )
 _NEW_ORDER = sa.insert(t.orders).returning(_o.id)
-_EARNED = (
-    sa.select(pt.earned_lines.c.id)
-    .where(pt.earned_lines.c.order_id == sa.bindparam("oid"))
-    .limit(1)
-)
+_e = pt.ledger_entries.c
+_el = pt.earned_lines.c
+_k = pt.idempotency_keys.c
 
 
-def _order_row(uow: UnitOfWork, order_id: str) -> Any:
+@functools.lru_cache(maxsize=64)
+def _reads(pg: bool, periods: tuple[str, ...], first: bool, basis: str | None) -> Any:
+    """Everything an earn call reads after taking the lock, as one statement (one round trip).
+
+    It runs after the lock, so it sees every earlier write for this member:
+    the day's earnings for the cap, whether an earlier order earned (the
+    first-purchase reward), the qualifying total for tiers, and the stored
+    response of an Idempotency-Key. On PostgreSQL it also draws the ids of
+    the order and lots this call may insert, so the writes need no RETURNING.
+    """
+    cid: Any = sa.bindparam("cid")
+    order_pk = sa.select(_o.id).where(_o.external_id == sa.bindparam("ext")).scalar_subquery()
+    cols: list[Any] = [
+        sa.select(_k.request_hash)
+        .where(_k.key == sa.bindparam("ik"))
+        .scalar_subquery()
+        .label("ik_hash"),
+        sa.select(_k.status_code)
+        .where(_k.key == sa.bindparam("ik"))
+        .scalar_subquery()
+        .label("ik_status"),
+        sa.select(_k.response)
+        .where(_k.key == sa.bindparam("ik"))
+        .scalar_subquery()
+        .label("ik_body"),
+        order_pk.label("order_pk"),
+        sa.select(_o.customer_id)
+        .where(_o.external_id == sa.bindparam("ext"))
+        .scalar_subquery()
+        .label("order_cid"),
+        sa.exists(sa.select(_el.id).where(_el.order_id == order_pk)).label("earned"),
+    ]
+    for period in periods:
+        cols.append(
+            sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_points), 0))
+            .where(
+                _e.customer_id == cid,
+                _e.kind == "earn",
+                _e.at >= sa.bindparam(f"{period}_start"),
+                _e.qualifying_spend > 0,
+            )
+            .scalar_subquery()
+            .label(f"earned_{period}")
+        )
+    if first:
+        cols.append(
+            sa.exists(
+                sa.select(_e.id).where(
+                    _e.customer_id == cid, _e.kind == "earn", _e.qualifying_spend > 0
+                )
+            ).label("earned_before")
+        )
+    if basis is not None:
+        window = (
+            _e.customer_id == cid,
+            _e.at >= sa.bindparam("start"),
+            _e.at < sa.bindparam("end"),
+        )
+        measure = {
+            "spend": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_spend), 0)).where(
+                *window
+            ),
+            "orders": sa.select(sa.func.count()).where(
+                *window, _e.kind == "earn", _e.qualifying_spend > 0
+            ),
+            "points": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_points), 0)).where(
+                *window
+            ),
+        }[basis]
+        cols.append(measure.scalar_subquery().label("qualifying"))
+    if pg:
+        cols.append(nextval(t.orders).label("order_id_new"))
+        cols.append(nextval(pt.point_lots).label("lot_id_1"))
+        if first:
+            cols.append(nextval(pt.point_lots).label("lot_id_2"))
+    return sa.select(*cols)
+
+
+def order_row(uow: UnitOfWork, order_id: str) -> Any:
     return uow.conn.execute(_ORDER, {"ext": order_id}).first()
 
 
 def record_order(
     uow: UnitOfWork, cmd: RecordOrder, now: datetime | None = None, *, commit: bool = True
 ) -> tuple[int, dict[str, Any]]:
-    """Earn for an order; returns (HTTP-like status, result). Commits unless told not to."""
+    """Earn for an order; returns (HTTP-like status, result). Commits unless told not to.
+
+    Round trips on PostgreSQL: the lock, one statement of reads, one of
+    writes (plus the lots, only when a release or expiry is due).
+    """
     now = now or datetime.now(UTC)
     if not cmd.order_id or len(cmd.order_id) > MAX_ID:
         raise ValidationError(f"order_id must be 1 to {MAX_ID} characters")
     if cmd.ordered_at is not None and cmd.ordered_at.tzinfo is None:
         raise ValidationError("ordered_at needs a timezone offset, e.g. 2026-11-26T10:00:00+09:00")
-    opened = open_member(uow, None, cmd.member_id, now)
-    customer_id = opened.account.customer_id
-    stored = replay(uow, cmd.idem)
-    if stored is not None:
-        return stored.status, stored.body
+    opened = open_member(uow, None, cmd.member_id, now, need_lots=False)
+    account = opened.account
+    customer_id = account.customer_id  # whose points (the pool, in a pooled B2B programme)
+    buyer = opened.actor_id  # whose order
     programme = opened.active.programme
-    check_lines(cmd.lines, cmd.currency, programme, uow.settings.currency)
     at = cmd.ordered_at or now
+    pg = uow.dialect == "postgresql"
+    periods = cap_periods(programme)
+    first = bool(programme.actions.get("first_purchase"))
+    basis = (
+        programme.tier_basis
+        if programme.tiers and rank(programme, account.tier) < len(programme.tiers) - 1
+        else None
+    )
+    params: dict[str, Any] = {
+        "cid": customer_id,
+        "ik": cmd.idem.key if cmd.idem else "",
+        "ext": cmd.order_id,
+    }
+    params.update(_period_starts(programme, periods, at))
+    if basis is not None:
+        params["start"], params["end"] = schedule.tier_window(programme, now, account.member_since)
+    got = uow.conn.execute(_reads(pg, periods, first, basis), params).one()
+    if cmd.idem is not None and got.ik_hash is not None:
+        if got.ik_hash != cmd.idem.request_hash:
+            raise Conflict(
+                f"Idempotency-Key {cmd.idem.key!r} was already used for a different request; "
+                "send a new key for a new request, or the same body to retry"
+            )
+        return int(got.ik_status), dict(got.ik_body)
+    check_lines(cmd.lines, cmd.currency, programme, uow.settings.currency)
     lines, product_ids = _categories(uow, cmd.lines)
     total = sum(x.amount for x in cmd.lines)
-    existing = _order_row(uow, cmd.order_id)
-    if existing is not None:
-        if existing.customer_id != customer_id:
+    ids: dict[str, list[int]] = {}
+    if pg:
+        ids = {
+            t.orders.name: [got.order_id_new],
+            pt.point_lots.name: [got.lot_id_1] + ([got.lot_id_2] if first else []),
+        }
+    writes = Writes(uow, ids)
+    if got.order_pk is not None:
+        if got.order_cid != buyer:
             raise Conflict(f"order {cmd.order_id} belongs to another member")
-        done = uow.conn.execute(_EARNED, {"oid": existing.id}).first()
-        if done is not None:
+        if got.earned:
             raise Conflict(
                 f"order {cmd.order_id} has already earned points; a retry must reuse its Idempotency-Key"
             )
-        order_pk = int(existing.id)
-    discount = coupons.use(uow, cmd.coupon_code, total, customer_id, now) if cmd.coupon_code else 0
-    if existing is None:
-        order_pk = _insert_order(uow, cmd, customer_id, at, total, discount, product_ids)
-    today = _earned_today(uow, customer_id, programme, at) if programme.cap_per_day else 0
+        order_pk = int(got.order_pk)
+    discount = (
+        coupons.use(uow, cmd.coupon_code, total, buyer, now, cmd.order_id) if cmd.coupon_code else 0
+    )
+    if got.order_pk is None:
+        order_pk = _insert_order(uow, cmd, buyer, at, total, discount, product_ids, writes)
+    earned_in = {p: int(getattr(got, f"earned_{p}")) for p in periods}
     q = quote_order(
-        programme, lines, local_date(at, programme.tz), tier=opened.account.tier, earned_today=today
+        programme,
+        lines,
+        local_date(at, programme.tz),
+        tier=account.tier,
+        earned_today=earned_in.get("day", 0),
+        earned_in=earned_in,
     )
     lot = opened.book.earn(
         q.points,
@@ -246,17 +378,35 @@ def record_order(
         qualifying_points=q.points,
         qualifying_spend=total,
     )
-    bonus = _first_purchase_bonus(uow, opened, programme, now, cmd.order_id)
+    bonus = (
+        _first_purchase_bonus(opened, programme, now, cmd.order_id)
+        if first and not got.earned_before
+        else 0
+    )
     voucher = _frequency_voucher(uow, opened, programme, now)
-    tier_change = _maybe_upgrade(
-        uow, opened, programme, now, extra_points=q.points, extra_spend=total
+    tier_change = (
+        _maybe_upgrade(
+            uow,
+            opened,
+            programme,
+            now,
+            int(got.qualifying)
+            + {"points": q.points, "spend": total, "orders": 1}[programme.tier_basis],
+        )
+        if basis is not None
+        else {}
     )
     save_book(
-        uow, opened.account, opened.book, opened.active.version, activity_at=now, extra=tier_change
+        uow,
+        account,
+        opened.book,
+        opened.active.version,
+        activity_at=now,
+        extra=tier_change,
+        writes=writes,
     )
     assert lot.id is not None
-    insert_rows(
-        uow,
+    writes.insert(
         pt.earned_lines,
         [
             {
@@ -273,18 +423,20 @@ def record_order(
     body = {
         "order_id": cmd.order_id,
         "member_id": cmd.member_id,
-        **_quote_dict(q, programme, opened.active.version, opened.account.tier),
+        **_quote_dict(q, programme, opened.active.version, account.tier),
         "state": lot.state,
         "available_at": lot.available_at.isoformat(),
         "expires_at": lot.expires_at.isoformat() if lot.expires_at else None,
         "coupon_discount": discount,
         "voucher": voucher,
         "first_purchase_bonus": bonus,
-        "tier": tier_change.get("tier", opened.account.tier),
+        "tier": tier_change.get("tier", account.tier),
         "tier_changed": "tier" in tier_change,
         "balance": balance_dict(opened.book.balance),
     }
-    remember(uow, cmd.idem, 201, body)
+    if cmd.idem is not None:
+        writes.insert(pt.idempotency_keys, [remembered(cmd.idem, 201, body)])
+    writes.flush()
     if commit:
         uow.commit()
     return 201, body
@@ -298,25 +450,25 @@ def _insert_order(
     total: int,
     discount: int,
     product_ids: dict[str, int],
+    writes: Writes,
 ) -> int:
-    order_pk = int(
-        uow.conn.execute(
-            _NEW_ORDER,
-            {
-                "external_id": cmd.order_id,
-                "customer_id": customer_id,
-                "ordered_at": at,
-                "channel": cmd.channel,
-                "store": cmd.store,
-                "status": "completed",
-                "total_amount": total,
-                "discount_amount": discount,
-                "coupon_code": cmd.coupon_code,
-            },
-        ).scalar_one()
-    )
-    insert_rows(
-        uow,
+    row = {
+        "external_id": cmd.order_id,
+        "customer_id": customer_id,
+        "ordered_at": at,
+        "channel": cmd.channel,
+        "store": cmd.store,
+        "status": "completed",
+        "total_amount": total,
+        "discount_amount": discount,
+        "coupon_code": cmd.coupon_code,
+    }
+    order_pk = writes.take_id(t.orders)
+    if order_pk is None:
+        order_pk = int(uow.conn.execute(_NEW_ORDER, row).scalar_one())
+    else:
+        writes.insert(t.orders, [{"id": order_pk, **row}])
+    writes.insert(
         t.order_lines,
         [
             {
@@ -334,28 +486,16 @@ def _insert_order(
     return order_pk
 
 
-_e = pt.ledger_entries.c
-_EARNED_BEFORE = (
-    sa.select(_e.id)
-    .where(_e.customer_id == sa.bindparam("cid"), _e.kind == "earn", _e.qualifying_spend > 0)
-    .limit(2)
-)
-
-
 def _first_purchase_bonus(
-    uow: UnitOfWork, opened: Opened, programme: Programme, now: datetime, order_id: str
+    opened: Opened, programme: Programme, now: datetime, order_id: str
 ) -> int:
     """The ``first_purchase`` action, awarded by the member's first earning order.
 
-    The order's own earn entry is not saved yet, so "first" means no earlier
-    earning order; the bonus is a lot of its own, so refunding the order
-    does not silently take the bonus with it.
+    The caller has checked (after the lock) that no earlier order earned; the
+    bonus is a lot of its own, so refunding the order does not silently take
+    the bonus with it.
     """
-    points = programme.actions.get("first_purchase")
-    if not points:
-        return 0
-    if uow.conn.execute(_EARNED_BEFORE, {"cid": opened.account.customer_id}).first() is not None:
-        return 0
+    points = programme.actions["first_purchase"]
     opened.book.earn(
         points,
         at=now,
@@ -410,24 +550,16 @@ def _frequency_voucher(
 
 
 def _maybe_upgrade(
-    uow: UnitOfWork,
-    opened: Opened,
-    programme: Programme,
-    now: datetime,
-    extra_points: int,
-    extra_spend: int,
+    uow: UnitOfWork, opened: Opened, programme: Programme, now: datetime, qualifying_now: int
 ) -> dict[str, Any]:
-    """Upgrade at once when this order crosses a threshold (the entry is not saved yet)."""
+    """Upgrade at once when this order crosses a threshold (``qualifying_now`` includes it)."""
     account = opened.account
-    if not programme.tiers or rank(programme, account.tier) == len(programme.tiers) - 1:
-        return {}
-    start, end = schedule.tier_window(programme, now, account.member_since)
-    q = qualifying(uow, account.customer_id, programme.tier_basis, start, end)
-    q += {"points": extra_points, "spend": extra_spend, "orders": 1}[programme.tier_basis]
-    new = upgrade(programme, account.tier, q)
+    new = upgrade(programme, account.tier, qualifying_now)
     if new == account.tier:
         return {}
-    _event(uow, "tier.changed", account, {"from": account.tier, "to": new, "at": now.isoformat()})
+    system_events.tier_changed(
+        uow, account.customer_id, account.external_id, account.tier, new, now
+    )
     return {
         "tier": new,
         "tier_since": now,
@@ -445,133 +577,3 @@ def _event(uow: UnitOfWork, topic: str, account: Account, payload: dict[str, Any
             created_at=datetime.now(UTC),
         )
     )
-
-
-def refund(
-    uow: UnitOfWork, cmd: RefundOrder, now: datetime | None = None
-) -> tuple[int, dict[str, Any]]:
-    """Reverse exactly the points the refunded lines earned; the policy covers points already spent."""
-    now = now or datetime.now(UTC)
-    order = _order_row(uow, cmd.order_id)
-    if order is None:
-        raise NotFound(f"unknown order {cmd.order_id!r}")
-    external = uow.conn.execute(
-        sa.select(t.customers.c.external_id).where(t.customers.c.id == order.customer_id)
-    ).scalar_one()
-    earned = {
-        r.line_no: r
-        for r in uow.conn.execute(
-            sa.select(pt.earned_lines).where(pt.earned_lines.c.order_id == order.id)
-        )
-    }
-    opened = open_member(
-        uow,
-        order.customer_id,
-        external,
-        now,
-        lot_ids=tuple({int(r.lot_id) for r in earned.values()}),
-    )
-    stored = replay(uow, cmd.idem)
-    if stored is not None:
-        return stored.status, stored.body
-    if not earned:
-        raise ValidationError(
-            f"order {cmd.order_id} earned no points here, so there is nothing to reverse"
-        )
-    # Re-read under the lock: a concurrent refund of the same order may have committed.
-    earned = {
-        r.line_no: r
-        for r in uow.conn.execute(
-            sa.select(pt.earned_lines).where(pt.earned_lines.c.order_id == order.id)
-        )
-    }
-    wanted = (
-        cmd.lines
-        if cmd.lines is not None
-        else tuple((n, r.amount - r.refunded) for n, r in earned.items())
-    )
-    per_lot: dict[int, list[int]] = defaultdict(lambda: [0, 0])
-    updates = []
-    for line_no, amount in wanted:
-        row = earned.get(line_no)
-        if row is None:
-            raise ValidationError(
-                f"order {cmd.order_id} has no line {line_no}; lines are {sorted(earned)}"
-            )
-        left = row.amount - row.refunded
-        if amount < 0 or amount > left:
-            raise ValidationError(
-                f"line {line_no}: refund amount must be between 0 and {left} (what is left to refund), got {amount}"
-            )
-        pts = reversal_for(row.points, row.amount, row.refunded, amount)
-        per_lot[int(row.lot_id)][0] += pts
-        per_lot[int(row.lot_id)][1] += amount
-        updates.append(
-            {"row_id": row.id, "refunded": row.refunded + amount, "reversed": row.reversed + pts}
-        )
-    lots = {lot.id: lot for lot in opened.book.lots}
-    totals = {"points": 0, "from_lot": 0, "already_expired": 0, "by_policy": 0, "written_off": 0}
-    for lot_id, (pts, spend) in per_lot.items():
-        r = opened.book.reverse(
-            lots[lot_id],
-            pts,
-            at=now,
-            source=f"refund:{cmd.refund_id}",
-            reason=f"{cmd.reason} of {spend} on order {cmd.order_id}",
-            qualifying_points=pts,
-            qualifying_spend=spend,
-        )
-        for k in totals:
-            totals[k] += getattr(r, k)
-    if updates:
-        el = pt.earned_lines.c
-        uow.conn.execute(
-            sa.update(pt.earned_lines).where(el.id == sa.bindparam("row_id")),
-            updates,
-        )
-    tier_fix = _correct_tier(
-        uow, opened, now, totals["points"], sum(s for _, s in per_lot.values())
-    )
-    save_book(uow, opened.account, opened.book, opened.active.version, extra=tier_fix)
-    body = {
-        "refund_id": cmd.refund_id,
-        "order_id": cmd.order_id,
-        "member_id": external,
-        "reversed_points": totals["points"],
-        "from_order_lot": totals["from_lot"],
-        "already_expired": totals["already_expired"],
-        "taken_by_policy": totals["by_policy"],
-        "policy": opened.active.programme.negative_policy,
-        "written_off": totals["written_off"],
-        "tier": tier_fix.get("tier", opened.account.tier),
-        "balance": balance_dict(opened.book.balance),
-    }
-    remember(uow, cmd.idem, 201, body)
-    uow.commit()
-    return 201, body
-
-
-def _correct_tier(
-    uow: UnitOfWork, opened: Opened, now: datetime, points: int, spend: int
-) -> dict[str, Any]:
-    """A refund withdraws tier credit: if the member no longer qualifies, the tier follows at once."""
-    programme = opened.active.programme
-    account = opened.account
-    if not programme.tiers or account.tier is None:
-        return {}
-    start, end = schedule.tier_window(programme, now, account.member_since)
-    if account.tier_since is None or account.tier_since < start:
-        return {}  # the tier was earned in an earlier period; the period review decides
-    q = qualifying(uow, account.customer_id, programme.tier_basis, start, end)
-    q -= {"points": points, "spend": spend, "orders": 0}[programme.tier_basis]
-    target = qualified_tier(programme, q)
-    target_name = target.name if target else None
-    if rank(programme, target_name) >= rank(programme, account.tier):
-        return {}
-    _event(
-        uow,
-        "tier.changed",
-        account,
-        {"from": account.tier, "to": target_name, "at": now.isoformat(), "why": "refund"},
-    )
-    return {"tier": target_name, "tier_since": now}

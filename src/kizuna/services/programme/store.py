@@ -10,8 +10,9 @@ therefore wait their turn instead of failing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,12 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from kizuna.domain.ledger import AVAILABLE, PENDING, Balance, Book, Entry, Hold, Lot
 from kizuna.errors import NotFound, ValidationError
+from kizuna.services.programme.writes import Writes
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
 
 #: Longest external id we accept; the column is this wide.
 MAX_ID = 128
+#: Stored as ``next_due_at`` when no live lot will ever be released or expire.
+NEVER_DUE = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -40,6 +44,12 @@ class Account:
     member_since: datetime
     last_activity_at: datetime | None
     birthday_year: int | None
+    next_due_at: datetime | None = None
+    #: False when the writer skipped loading the lots (nothing was due):
+    #: the book then holds only the lots this request creates.
+    lots_loaded: bool = True
+    #: True when this request created the account: the member's enrolment.
+    created: bool = False
 
 
 # Hot-path statements are built once: building and cache-keying a statement
@@ -61,6 +71,7 @@ _LOCK = (
         _a.member_since,
         _a.last_activity_at,
         _a.birthday_year,
+        _a.next_due_at,
     )
 )
 
@@ -81,6 +92,10 @@ def insert_rows(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) ->
     """
     if len(rows) == 1:
         uow.conn.execute(sa.insert(table), rows[0])
+    elif uow.dialect == "sqlite":
+        # In-process: executemany costs no round trips, and a multi-row VALUES
+        # would be compiled afresh on every call (SQLAlchemy cannot cache it).
+        uow.conn.execute(sa.insert(table), rows)
     elif len(rows) <= 100:
         uow.conn.execute(sa.insert(table).values(rows))
     elif rows:
@@ -96,14 +111,19 @@ def customer_id_of(uow: UnitOfWork, external_id: str) -> int:
     return int(found)
 
 
-def _insert_account(uow: UnitOfWork, customer_id: int, now: datetime) -> None:
-    values: dict[str, Any] = {"customer_id": customer_id, "member_since": now}
-    stmt: Any
-    if uow.dialect == "postgresql":
-        stmt = postgresql.insert(pt.point_accounts).values(values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(pt.point_accounts).values(values).on_conflict_do_nothing()
-    uow.conn.execute(stmt)
+def _upsert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+def _insert_account(uow: UnitOfWork, customer_id: int, now: datetime) -> bool:
+    """Create the account on first use; True if this call created it (the enrolment)."""
+    values: dict[str, Any] = {
+        "customer_id": customer_id,
+        "member_since": now,
+        "next_due_at": NEVER_DUE,  # no lots yet, so nothing can fall due
+    }
+    stmt = _upsert(uow.dialect)(pt.point_accounts).values(values).on_conflict_do_nothing()
+    return bool(uow.conn.execute(stmt).rowcount)
 
 
 _LOCK_BY_EXTERNAL_ID = (
@@ -114,23 +134,56 @@ _LOCK_BY_EXTERNAL_ID = (
 )
 
 
+def _enrol_by_external_id(dialect: str) -> Any:
+    c = t.customers.c
+    return (
+        _upsert(dialect)(pt.point_accounts)
+        .from_select(
+            ["customer_id", "member_since", "next_due_at"],
+            sa.select(
+                c.id,
+                sa.bindparam("now", type_=pt.point_accounts.c.member_since.type),
+                sa.bindparam("never", type_=pt.point_accounts.c.next_due_at.type),
+            ).where(c.external_id == sa.bindparam("ext")),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+_ENROL = {name: _enrol_by_external_id(name) for name in ("postgresql", "sqlite")}
+
+
 def lock_member(uow: UnitOfWork, external_id: str, now: datetime) -> Account:
-    """Find and lock a member by external id in one round trip (the common case)."""
+    """Find and lock a member by external id in one round trip (the common case).
+
+    A member without an account yet is enrolled by one INSERT .. SELECT (no
+    separate lookup); ``Account.created`` tells the caller it was this call.
+    """
     if not external_id or len(external_id) > MAX_ID:
         raise ValidationError(f"member id must be 1 to {MAX_ID} characters, got {external_id!r}")
     row = uow.conn.execute(_LOCK_BY_EXTERNAL_ID, {"ext": external_id}).first()
+    created = False
     if row is None:  # unknown member (NotFound), or a member without an account yet
-        return lock_account(uow, customer_id_of(uow, external_id), external_id, now)
-    return _account(int(row.customer_id), external_id, row)
+        params = {"ext": external_id, "now": now, "never": NEVER_DUE}
+        created = bool(uow.conn.execute(_ENROL[uow.dialect], params).rowcount)
+        row = uow.conn.execute(_LOCK_BY_EXTERNAL_ID, {"ext": external_id}).first()
+        if row is None:
+            raise NotFound(f"unknown member {external_id!r}: import or create the customer first")
+    account = _account(int(row.customer_id), external_id, row)
+    account.created = created
+    return account
 
 
 def lock_account(uow: UnitOfWork, customer_id: int, external_id: str, now: datetime) -> Account:
     """Lock the member's account (creating it on first use) and read it."""
     row = uow.conn.execute(_LOCK, {"cid": customer_id}).first()
+    created = False
     if row is None:
-        _insert_account(uow, customer_id, now)
+        created = _insert_account(uow, customer_id, now)
         row = uow.conn.execute(_LOCK, {"cid": customer_id}).one()
-    return _account(customer_id, external_id, row)
+    account = _account(customer_id, external_id, row)
+    account.created = created
+    return account
 
 
 def _account(customer_id: int, external_id: str, row: Any) -> Account:
@@ -144,6 +197,7 @@ def _account(customer_id: int, external_id: str, row: Any) -> Account:
         row.member_since,
         row.last_activity_at,
         row.birthday_year,
+        row.next_due_at,
     )
 
 
@@ -162,6 +216,7 @@ def read_account(uow: UnitOfWork, customer_id: int, external_id: str) -> Account
         row.member_since,
         row.last_activity_at,
         row.birthday_year,
+        row.next_due_at,
     )
 
 
@@ -226,25 +281,33 @@ def save_book(
     *,
     activity_at: datetime | None = None,
     extra: dict[str, Any] | None = None,
+    writes: Writes | None = None,
 ) -> list[int]:
-    """Append the book's new entries, save new and changed lots, refresh the cached balance."""
+    """Append the book's new entries, save new and changed lots, refresh the cached balance.
+
+    With ``writes`` the rows are collected for the caller's :meth:`Writes.flush`
+    (one round trip on PostgreSQL); without, they are written now.
+    """
     conn = uow.conn
     new_lots = [lot for lot in book.lots if lot.id is None]
+    lot_rows = []
     for lot in new_lots:
-        lot.id = conn.execute(
-            _NEW_LOT,
-            {
-                "customer_id": account.customer_id,
-                "points": lot.points,
-                "remaining": lot.remaining,
-                "expired": lot.expired,
-                "state": lot.state,
-                "earned_at": lot.earned_at,
-                "available_at": lot.available_at,
-                "expires_at": lot.expires_at,
-                "source": lot.source[:200],
-            },
-        ).scalar_one()
+        row = {
+            "customer_id": account.customer_id,
+            "points": lot.points,
+            "remaining": lot.remaining,
+            "expired": lot.expired,
+            "state": lot.state,
+            "earned_at": lot.earned_at,
+            "available_at": lot.available_at,
+            "expires_at": lot.expires_at,
+            "source": lot.source[:200],
+        }
+        lot.id = writes.take_id(pt.point_lots) if writes is not None else None
+        if lot.id is None:
+            lot.id = conn.execute(_NEW_LOT, row).scalar_one()
+        else:
+            lot_rows.append({"id": lot.id, **row})
         lot.dirty = False
     changed = [lot for lot in book.lots if lot.dirty]
     if changed:
@@ -263,23 +326,50 @@ def save_book(
         )
         for lot in changed:
             lot.dirty = False
-    if book.new:
-        insert_rows(
-            uow, pt.ledger_entries, [_entry_row(account.customer_id, e, version) for e in book.new]
-        )
+    entry_rows = [_entry_row(account.customer_id, e, version) for e in book.new]
     values: dict[str, Any] = {
         "pending": book.balance.pending,
         "available": book.balance.available,
         "reserved": book.balance.reserved,
         "debt": book.balance.debt,
+        "next_due_at": next_due(book.lots, account),
     }
     if activity_at is not None:
         values["last_activity_at"] = activity_at
     values.update(extra or {})
-    values["b_cid"] = account.customer_id
-    conn.execute(_UPDATE_ACCOUNT, values)
+    if writes is not None:
+        writes.insert(pt.point_lots, lot_rows)
+        writes.insert(pt.ledger_entries, entry_rows)
+        writes.update_account(account.customer_id, values)
+    else:
+        if entry_rows:
+            insert_rows(uow, pt.ledger_entries, entry_rows)
+        conn.execute(_UPDATE_ACCOUNT, {**values, "b_cid": account.customer_id})
+    account.next_due_at = values["next_due_at"]
     book.new = []
     return [lot.id for lot in new_lots if lot.id is not None]
+
+
+def next_due(lots: Iterable[Lot], account: Account) -> datetime | None:
+    """The soonest release or expiry among live lots (``NEVER_DUE`` if none).
+
+    When the writer skipped loading the member's lots, only the new lots are
+    in hand, so the stored instant can only move earlier (and stays unknown,
+    None, if it was unknown).
+    """
+    soonest = NEVER_DUE
+    for lot in lots:
+        if lot.remaining <= 0 or lot.state not in (PENDING, AVAILABLE):
+            continue
+        if lot.state == PENDING and lot.available_at < soonest:
+            soonest = lot.available_at
+        if lot.expires_at is not None and lot.expires_at < soonest:
+            soonest = lot.expires_at
+    if account.lots_loaded:
+        return soonest
+    if account.next_due_at is None:
+        return None
+    return min(soonest, account.next_due_at)
 
 
 def _entry_row(customer_id: int, e: Entry, version: int | None) -> dict[str, Any]:

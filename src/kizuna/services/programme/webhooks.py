@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 
 Post = Callable[[str, bytes, dict[str, str]], int]
+log = logging.getLogger(__name__)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -45,22 +47,62 @@ def verify(
     return hmac.compare_digest(sign(secret, ts, body), header)
 
 
+class DeliveryError(OSError):
+    """The receiver could not be reached or did not answer 2xx."""
+
+
 def _http_post(url: str, body: bytes, headers: dict[str, str]) -> int:
     import httpx
 
-    return httpx.post(url, content=body, headers=headers, timeout=10).status_code
+    try:
+        return httpx.post(url, content=body, headers=headers, timeout=10).status_code
+    except httpx.HTTPError as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+#: Failed attempts before an event is set aside as failed (about a day of backoff).
+MAX_ATTEMPTS = 12
+#: Backoff after the n-th failure: 1, 2, 4, ... minutes, at most 6 hours.
+MAX_BACKOFF = timedelta(hours=6)
+
+
+def backoff(attempts: int) -> timedelta:
+    return min(timedelta(minutes=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
 def deliver(
-    uow: UnitOfWork, url: str, secret: str, *, limit: int = 500, post: Post = _http_post
+    uow: UnitOfWork,
+    url: str,
+    secret: str,
+    *,
+    limit: int = 500,
+    post: Post = _http_post,
+    now: datetime | None = None,
 ) -> int:
-    """Send undelivered events in order; stop at the first failure so order is kept. Returns sent."""
+    """Send undelivered events in order; returns how many were delivered.
+
+    The retry worker: a failure (no answer, or not 2xx) records the error and
+    schedules the event's next attempt with exponential backoff, and the run
+    stops there, so events reach the receiver in the order they happened.
+    Later runs (the scheduled jobs, every 15 minutes, or this command) wait
+    until the backoff is over; after :data:`MAX_ATTEMPTS` failures the event
+    is set aside as failed (``failed_at``) so it cannot block the rest for
+    ever, and ``retry_failed`` queues it again.
+    """
+    now = now or datetime.now(UTC)
     e = pt.programme_events.c
-    q = sa.select(pt.programme_events).where(e.delivered_at.is_(None)).order_by(e.id).limit(limit)
+    q = (
+        sa.select(pt.programme_events)
+        .where(e.delivered_at.is_(None), e.failed_at.is_(None))
+        .order_by(e.id)
+        .limit(limit)
+    )
     if uow.dialect == "postgresql":
         q = q.with_for_update(skip_locked=True)
     sent = 0
     for row in uow.conn.execute(q).all():
+        if row.next_attempt_at is not None and row.next_attempt_at > now:
+            break  # the oldest waits out its backoff; keep the order
         body = json.dumps(
             {
                 "id": row.id,
@@ -74,12 +116,32 @@ def deliver(
             "Content-Type": "application/json",
             "Kizuna-Signature": sign(secret, int(time.time()), body),
             "Kizuna-Event": row.topic,
+            "Kizuna-Delivery-Attempt": str(row.attempts + 1),
         }
+        error = None
         try:
             status = post(url, body, headers)
-        except OSError:
-            break
-        if not 200 <= status < 300:
+            if not 200 <= status < 300:
+                error = f"receiver answered HTTP {status}"
+        except OSError as exc:
+            error = str(exc) or type(exc).__name__
+        if error is not None:
+            attempts = row.attempts + 1
+            values: dict[str, Any] = {
+                "attempts": attempts,
+                "last_error": error[:500],
+                "next_attempt_at": now + backoff(attempts),
+            }
+            if attempts >= MAX_ATTEMPTS:
+                values["failed_at"] = now
+            uow.conn.execute(sa.update(pt.programme_events).where(e.id == row.id).values(**values))
+            log.warning(
+                "programme webhook %s (%s) failed, attempt %d: %s",
+                row.id,
+                row.topic,
+                attempts,
+                error[:200],
+            )
             break
         uow.conn.execute(
             sa.update(pt.programme_events)
@@ -89,6 +151,29 @@ def deliver(
         sent += 1
     uow.commit()
     return sent
+
+
+def deliver_configured(uow: UnitOfWork, now: datetime | None = None) -> int:
+    """The scheduled delivery: to ``programme_webhook_url``, if one is set."""
+    settings = uow.settings
+    if not settings.programme_webhook_url:
+        return 0
+    if not settings.programme_webhook_secret:
+        log.warning("programme_webhook_url is set but programme_webhook_secret is empty; not sent")
+        return 0
+    return deliver(uow, settings.programme_webhook_url, settings.programme_webhook_secret, now=now)
+
+
+def retry_failed(uow: UnitOfWork) -> int:
+    """Queue the events set aside as failed again (after the receiver is fixed)."""
+    e = pt.programme_events.c
+    res = uow.conn.execute(
+        sa.update(pt.programme_events)
+        .where(e.failed_at.is_not(None), e.delivered_at.is_(None))
+        .values(failed_at=None, attempts=0, next_attempt_at=None)
+    )
+    uow.commit()
+    return int(res.rowcount or 0)
 
 
 def queue_expiring_soon(uow: UnitOfWork, now: datetime | None = None, days: int = 30) -> int:

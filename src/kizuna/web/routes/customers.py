@@ -12,12 +12,14 @@ from fastapi.responses import Response
 from kizuna.domain.money import from_minor
 from kizuna.errors import NotFound
 from kizuna.services.customer_list import CustomerRow, iter_customers, search_customers
-from kizuna.services.customers import TIMELINE_KINDS, customer_360
+from kizuna.services.customers import TIMELINE_KINDS, customer_360, customer_pk
 from kizuna.services.users import User
 from kizuna.web.auth import AnyUser, context_of
 from kizuna.web.export import csv_response
 from kizuna.web.masking import masked
-from kizuna.web.render import render
+from kizuna.web.panels import PanelContext, load_panels, panel
+from kizuna.web.render import render, translator
+from kizuna.web.routes import customer_panels  # noqa: F401  (registers the built-in panels)
 from kizuna.web.timeline_text import describe
 
 router = APIRouter()
@@ -141,6 +143,10 @@ def customer(
         )
     p = view.profile
     visible = user.sees_personal_data
+    with ctx.engine.connect() as conn:
+        pk = customer_pk(conn, customer_id)
+    pc = PanelContext(ctx, user, pk, customer_id, translator(request))
+    shown_panels = load_panels(pc)
     personal = {
         f: masked(f, getattr(p, f), visible)
         for f in ("name", "email", "phone", "birthday", "postal_code")
@@ -157,6 +163,32 @@ def customer(
         kind=kind if kind in TIMELINE_KINDS else "",
         before=before,
         next_before=view.next_before.isoformat() if view.next_before else None,
+        panels=shown_panels,
+        pc=pc,
+    )
+
+
+@router.get("/customers/{customer_id}/panels/{key}.csv")
+def panel_csv(request: Request, user: AnyUser, customer_id: str, key: str) -> Response:
+    """One 360 panel's table in full (see :mod:`kizuna.web.panels`)."""
+    ctx = context_of(request)
+    found = panel(key)
+    try:
+        with ctx.engine.connect() as conn:
+            pk = customer_pk(conn, customer_id)
+    except NotFound:
+        found = None
+    if found is None or found.export is None or user.role not in found.roles:
+        return render(
+            request,
+            "error.html",
+            404,
+            title_key="error.not_found_title",
+            message_key="error.page_not_found",
+        )
+    header, rows = found.export(PanelContext(ctx, user, pk, customer_id, translator(request)))
+    return csv_response(
+        ctx.engine, user, f"customer_{key}", header, rows, {"customer_id": customer_id}
     )
 
 

@@ -24,7 +24,8 @@ from kizuna.services.users import User, record_audit
 from kizuna.web.auth import AnyUser, Editor, context_of
 from kizuna.web.export import csv_response
 from kizuna.web.nav import EDITORS
-from kizuna.web.render import render
+from kizuna.web.pages_common import problem_text
+from kizuna.web.render import render, translator
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def upload(
             "line": p.line,
             "unit": p.unit,
             "column": p.column,
-            "reason": p.reason,
+            "reason": problem_text(p, translator(request)),
             "value": p.value,
         }
         for p in report.problems[:SHOWN_PROBLEMS]

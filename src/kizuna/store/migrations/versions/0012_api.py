@@ -6,8 +6,8 @@ Revises: 0011
 
 from __future__ import annotations
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0012"
 down_revision = "0011"
@@ -16,8 +16,14 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "api_rate_buckets",
+        sa.Column("key_prefix", sa.String(length=16), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("refilled_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("key_prefix", name=op.f("pk_api_rate_buckets")),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("api_rate_buckets")
