@@ -99,9 +99,11 @@ def redeem(
 def adjust(
     member_id: str,
     body: AdjustIn,
+    # The key first: a caller without one learns nothing but "401" (FastAPI
+    # resolves dependencies in signature order).
+    key: Annotated[ApiKey, allow("adjust")],
     idem: IdemDep,
     ctx: CtxDep,
-    key: Annotated[ApiKey, allow("adjust")],
 ) -> JSONResponse:
     cmd = actions.Adjust(member_id, body.points, body.reason, f"api-key:{key.name}", idem)
     status, result = run(ctx, lambda uow: actions.adjust(uow, cmd))
