@@ -61,7 +61,7 @@ def test_check_in_writes_attendance_the_loyalty_matrix_and_journeys_read(ws: Con
     assert (report.checked_in, report.walk_ins, report.already) == (2, 1, 0)
     again = community.check_in(uow(ws), "ev1", [("a", None)], "desk", T0)  # a re-sent list
     assert (again.checked_in, again.already) == (0, 1)
-    table, _id, _at, where = journeys._event_source("event_attended")
+    table, _id, _at, where = journeys.event_source("event_attended")
     with ws.engine.connect() as conn:
         rows = conn.execute(sa.select(table.c.customer_id).where(*where)).scalars().all()
         assert sorted(rows) == sorted([a, b])

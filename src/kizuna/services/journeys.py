@@ -193,9 +193,6 @@ def event_source(event: str) -> tuple[sa.Table, Any, Any, list[Any]]:
     return e, e.c.id, e.c.occurred_at, [e.c.type == event, e.c.customer_id.is_not(None)]
 
 
-_event_source = event_source  # the former private name, still used by a test
-
-
 def _insert_ignoring_duplicates(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
     r = at.journey_runs
     stmt: Any

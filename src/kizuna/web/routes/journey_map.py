@@ -33,9 +33,14 @@ def _stage(stage: str | None, lang: str) -> str:
     return lifecycle_mod.LABELS.get(stage, {}).get(lang, stage)
 
 
+def _label(prefix: str, value: str, tr: Translator) -> str:
+    """The catalogue's name for a known value; a shop's own value (a custom event type) as is."""
+    key = f"pages.{prefix}_{value}"
+    return tr(key) if tr.has(key) else value
+
+
 def theme_label(theme: str, tr: Translator) -> str:
-    key = f"pages.theme_{theme}"
-    return tr(key) if tr.has(key) else theme
+    return _label("theme", theme, tr)
 
 
 def _map(request: Request, persona: int | None) -> insights.JourneyMap | None:
@@ -68,6 +73,8 @@ def journey_map_page(request: Request, user: AnyUser, persona: int | None = None
             "next_label": _stage(col.next_stage, lang),
             "moves": [(_stage(s, lang), share) for s, share in col.moves],
             "themes": [(theme_label(k, tr), n) for k, n in col.themes],
+            "touchpoints": [(_label("event", k, tr), n) for k, n in col.touchpoints],
+            "channels": [(_label("order_channel", k, tr), n) for k, n in col.channels],
         }
         for col in found.columns
     ]
