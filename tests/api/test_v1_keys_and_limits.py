@@ -6,6 +6,7 @@ import dataclasses
 import threading
 
 import pytest
+from sqlalchemy import event as sa_event
 from tests.api.apiclient import Api
 from tests.api.test_v1_customers import PROBLEM, walk
 
@@ -115,6 +116,31 @@ def test_concurrent_processes_share_one_bucket(workspace: Context) -> None:
     for e in engines:
         e.dispose()
     assert len(allowed) == 80 and sum(allowed) == 25
+
+
+def test_a_bucket_created_between_two_statements_is_spent_from_not_refused(
+    workspace: Context,
+) -> None:
+    """The first burst on a new key: one request's UPDATE finds no bucket, another
+    request creates it, and the first must then spend from it rather than answer 429."""
+    if workspace.settings.is_sqlite:
+        pytest.skip("SQLite has one writer; the row lock race is PostgreSQL's")
+    other = make_engine(workspace.settings.database_url)
+    fired: list[str] = []
+
+    def create_bucket_meanwhile(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        if not fired and statement.lstrip().upper().startswith("UPDATE"):
+            fired.append(statement)
+            with other.begin() as c2:
+                assert ratelimit.take(c2, "race", 100, now=10.0).allowed
+
+    try:
+        with workspace.engine.begin() as conn:
+            sa_event.listen(conn, "after_cursor_execute", create_bucket_meanwhile)
+            decision = ratelimit.take(conn, "race", 100, now=10.0)
+    finally:
+        other.dispose()
+    assert fired and decision.allowed and decision.remaining == 98
 
 
 def test_scope_permissions_are_what_the_docs_promise() -> None:

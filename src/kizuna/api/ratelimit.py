@@ -94,7 +94,7 @@ def take(
         )
 
     amounts = [want, 1] if want > 1 else [1]
-    for _ in range(2):
+    for _ in range(3):
         for n in amounts:
             left = conn.execute(spend(n)).scalar_one_or_none()
             if left is not None:
@@ -102,6 +102,10 @@ def take(
         current = conn.execute(
             sa.select(available.label("available")).where(b.c.key_prefix == prefix)
         ).scalar_one_or_none()
+        if current is not None and float(current) >= 1.0:
+            # The row was created by another request after our UPDATE's snapshot
+            # (the first burst on a new key): spend from it rather than refuse.
+            continue
         if current is not None:
             wait = max(1, math.ceil((1.0 - float(current)) / rate))
             return Decision(False, 0, wait)
