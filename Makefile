@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= demo-workspace
 DEMO_CUSTOMERS ?= 20000
+# Test processes (pytest-xdist); each gets its own PostgreSQL database.
+TEST_WORKERS ?= 2
 
 .PHONY: demo test bench bench-smoke lint format clean
 
@@ -28,7 +30,7 @@ demo: $(STAMP)
 	@echo "next: $(BIN)/kizuna --workspace $(WORKSPACE) user create you --role admin && $(BIN)/kizuna --workspace $(WORKSPACE) serve"
 
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 	$(MAKE) bench-smoke
 
 # Every bench/*_bench.py prints its figure and the ratio to its reference.

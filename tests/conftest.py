@@ -16,7 +16,22 @@ import sqlalchemy as sa
 from kizuna.bootstrap import Context
 from kizuna.services.workspace import init_workspace
 
-POSTGRES_URL = os.environ.get("KIZUNA_TEST_POSTGRES_URL", "")
+
+def _per_worker(url: str) -> str:
+    """Under pytest-xdist each worker gets its own database (``<name>_gw0``, ...),
+    created on first use, so parallel workers never reset each other's schema.
+    The environment variable is rewritten too: servers and CLIs the tests start
+    as subprocesses read it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker:
+        return url
+    target = sa.engine.make_url(url)
+    return target.set(database=f"{target.database}_{worker}").render_as_string(hide_password=False)
+
+
+POSTGRES_URL = _per_worker(os.environ.get("KIZUNA_TEST_POSTGRES_URL", ""))
+if POSTGRES_URL:
+    os.environ["KIZUNA_TEST_POSTGRES_URL"] = POSTGRES_URL
 REQUIRE_POSTGRES = os.environ.get("KIZUNA_TEST_REQUIRE_POSTGRES") == "1"
 
 
