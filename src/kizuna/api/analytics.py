@@ -4,9 +4,10 @@ Everything is computed by the services behind ``kizuna score``, ``kizuna
 kpi``, ``kizuna rfm``, ``kizuna matrix``, ``kizuna cohorts`` and ``kizuna
 lifecycle`` (:mod:`kizuna.services.scoring`,
 :mod:`kizuna.services.analytics_queries`), so the API, the CLI and the
-dashboard show the same numbers. A scoring run is computed during the
-request (seconds for thousands of customers; for millions run ``kizuna
-score`` from a scheduler and read the result here).
+dashboard show the same numbers. ``POST /v1/scoring-runs`` computes a run
+during the request (seconds for thousands of customers); for millions queue
+it with ``POST /v1/scoring-jobs`` (:mod:`kizuna.api.scoring_jobs`), which a
+worker runs.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ from kizuna.bootstrap import Context
 from kizuna.errors import KizunaError
 from kizuna.services import journeys, segments
 from kizuna.services.doctor import Heartbeat
+from kizuna.services.scoring_jobs import JobThread
 from kizuna.services.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ def run_worker(
     runner = Runner(ctx.engine, ctx.settings, worker, now)
     # Liveness for `kizuna doctor` and /metrics (operations area).
     heartbeat = Heartbeat(ctx.engine, worker)
+    # Scoring runs queued over the API (POST /v1/scoring-jobs) run beside the journeys.
+    scoring_jobs = JobThread(ctx, worker)
     stats = WorkerStats()
     stopping = False
 
@@ -102,6 +105,7 @@ def run_worker(
                 if enrolled is not None:
                     stats.enrolled += enrolled
                     last_enroll = _time.monotonic()
+            _busy_tolerant(ctx, lambda: scoring_jobs.poll(inline=once))
             ids = claim(ctx.engine, worker, now(), batch, lease)
             stats.claimed += len(ids)
             heartbeat.beat(stats.claimed)

@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
 from kizuna.analytics import engine, lifecycle, loyalty, scoring
-from kizuna.errors import NotFound
+from kizuna.errors import NotFound, ValidationError
 from kizuna.store.scoring_tables import customer_scores, scoring_runs
 
 if TYPE_CHECKING:
@@ -201,6 +201,7 @@ def store(
     """Write the run and its per-customer scores in one transaction."""
     created = datetime.now(UTC)
     data = _stored_columns(result.scores)
+    _refuse_undefined(data)
     with ctx.engine.begin() as conn:
         version = (
             int(
@@ -245,6 +246,30 @@ def store(
         kpis=result.kpis,
         timings=result.timings,
     )
+
+
+def _refuse_undefined(data: pa.Table) -> None:
+    """Refuse, with what to do, a run whose models gave no estimate for some customers.
+
+    On degenerate data (a handful of customers, hardly any repeat orders)
+    the fitted parameters make the closed forms undefined; storing nothing
+    and saying so beats a database error about a NOT NULL column.
+    """
+    required = {c.name for c in customer_scores.columns if not c.nullable}
+    for name in data.column_names:
+        if name not in required:
+            continue
+        column = data[name]
+        undefined = column.null_count
+        if pa.types.is_floating(column.type):
+            undefined += int(pc.sum(pc.is_nan(column.fill_null(0.0))).as_py() or 0)
+        if undefined:
+            raise ValidationError(
+                f"scoring could not fit its models to the data as it is: {name} is undefined "
+                f"for {undefined:,} of {data.num_rows:,} customers (too few customers with "
+                "repeat orders give undefined estimates); nothing was stored. Ingest more "
+                "order history and score again"
+            )
 
 
 def _stored_columns(scores: pa.Table) -> pa.Table:

@@ -54,3 +54,30 @@ customer_scores = sa.Table(
     sa.Column("lifecycle", sa.String(16), nullable=False),
     sa.Column("loyal_propensity", sa.Float),
 )
+
+#: Scoring runs asked for over the API (or the dashboard) and run by a worker:
+#: at a million customers a run takes minutes, longer than any HTTP request
+#: should. ``queued`` → ``running`` (one worker holds it, beating
+#: ``heartbeat_at``) → ``done`` (``run_id`` set) or ``failed`` (``error`` says
+#: why). A running job whose heartbeat stopped (its worker died) is queued
+#: again by the next worker that looks. Migration 0018.
+scoring_jobs = sa.Table(
+    "scoring_jobs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # 1 while queued or running, NULL after: the unique index allows one
+    # pending job, so a second request joins it instead of doubling the load.
+    sa.Column("pending", sa.SmallInteger, nullable=True, unique=True),
+    sa.Column("as_of", sa.Date, nullable=True),
+    sa.Column("requested_at", UTCDateTime, nullable=False),
+    sa.Column("requested_by", sa.String(100), nullable=False),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=True),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("stage", sa.String(40), nullable=True),
+    sa.Column("run_id", Id, sa.ForeignKey("scoring_runs.id"), nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+)
