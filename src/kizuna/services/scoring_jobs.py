@@ -159,6 +159,13 @@ def page(ctx: Context, after: int, limit: int) -> list[JobInfo]:
     return [_info(r) for r in rows]
 
 
+def recent(ctx: Context, limit: int) -> list[JobInfo]:
+    """The newest ``limit`` jobs, newest first (the operations page)."""
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(sa.select(j).order_by(j.c.id.desc()).limit(limit)).all()
+    return [_info(r) for r in rows]
+
+
 def has_work(ctx: Context, now: Clock = _utcnow) -> bool:
     """A queued job, or an orphaned one to queue again: cheap enough for every worker loop."""
     waiting = sa.or_(

@@ -1,4 +1,4 @@
-"""Operations page (admins): journey queue health, workers and dead letters.
+"""Operations page (admins): journey queue health, workers, scoring jobs and dead letters.
 
 Reads the same :func:`kizuna.observability.metrics.queue_state` that
 ``/metrics`` exports, so the page and Prometheus never disagree. Dead
@@ -12,9 +12,11 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
+from kizuna.errors import KizunaError
 from kizuna.observability.metrics import queue_state
+from kizuna.services import scoring_jobs
 from kizuna.services.users import User
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
@@ -26,6 +28,7 @@ from kizuna.web.render import render
 router = APIRouter()
 Admin = Annotated[User, Depends(require("admin"))]
 DEAD_LIMIT = 200
+JOBS_SHOWN = 20
 
 
 def _dead_letters(engine: sa.Engine, limit: int | None = DEAD_LIMIT) -> list[dict[str, Any]]:
@@ -59,13 +62,27 @@ def _dead_letters(engine: sa.Engine, limit: int | None = DEAD_LIMIT) -> list[dic
 def operations_page(request: Request, user: Admin) -> Response:
     ctx = context_of(request)
     state = queue_state(ctx.engine)
+    jobs = scoring_jobs.recent(ctx, JOBS_SHOWN)
     return render(
         request,
         "operations/queue.html",
         state=state,
         dead=_dead_letters(ctx.engine),
         dead_limit=DEAD_LIMIT,
+        jobs=jobs,
+        jobs_pending=any(j.status in ("queued", "running") for j in jobs),
+        scoring_error=request.query_params.get("scoring_error"),
     )
+
+
+@router.post("/operations/scoring-jobs")
+def queue_scoring(request: Request, user: Admin) -> Response:
+    """Queue a scoring run for the worker (the pending one if there is one)."""
+    try:
+        scoring_jobs.enqueue(context_of(request), as_of=None, requested_by=f"user {user.username}")
+    except KizunaError:
+        return RedirectResponse("/operations?scoring_error=no_orders#scoring-jobs", status_code=303)
+    return RedirectResponse("/operations#scoring-jobs", status_code=303)
 
 
 @router.get("/operations/dead-letters.csv")
