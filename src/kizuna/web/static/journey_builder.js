@@ -16,6 +16,9 @@
   var L = JSON.parse(document.getElementById(root.getAttribute("data-labels")).textContent);
   var target = document.getElementById(root.getAttribute("data-target"));
   var readonly = root.getAttribute("data-readonly") === "1";
+  var controls = window.KizunaControls(readonly, function () { save(); });
+  var el = controls.el, input = controls.input, select = controls.select;
+  var number = controls.number;
   var errorPath = root.getAttribute("data-error-path") || "";
   var errorText = root.getAttribute("data-error") || "";
   var segments = JSON.parse(root.getAttribute("data-segments") || "[]");
@@ -59,49 +62,11 @@
 
   function save() { target.value = JSON.stringify(doc, null, 2); }
 
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) { e.className = cls; }
-    if (text !== undefined) { e.textContent = text; }
-    return e;
-  }
-
   function labelled(text, control) {
     var l = el("label", "jb-field");
     l.appendChild(el("span", "muted small", text));
     l.appendChild(control);
     return l;
-  }
-
-  function input(cls, value, onInput, label, type) {
-    var i = el("input", cls);
-    i.type = type || "text";
-    i.value = value === undefined || value === null ? "" : value;
-    i.setAttribute("aria-label", label || cls);
-    i.readOnly = readonly;
-    i.addEventListener("input", function () { onInput(i.value); save(); });
-    return i;
-  }
-
-  function select(cls, options, value, onChange, label) {
-    var s = el("select", cls);
-    s.setAttribute("aria-label", label || cls);
-    options.forEach(function (o) {
-      var opt = el("option", null, o[1]);
-      opt.value = o[0];
-      if (String(o[0]) === String(value)) { opt.selected = true; }
-      s.appendChild(opt);
-    });
-    s.disabled = readonly;
-    s.addEventListener("change", function () { onChange(s.value); });
-    return s;
-  }
-
-  function number(text) {
-    var t = String(text).trim();
-    if (t === "") { return t; }
-    var n = Number(t);
-    return isNaN(n) ? t : n;
   }
 
   function json(cls, value, onValue, label) {

@@ -14,6 +14,9 @@
   var L = JSON.parse(document.getElementById(root.getAttribute("data-labels")).textContent);
   var target = document.getElementById(root.getAttribute("data-target"));
   var readonly = root.getAttribute("data-readonly") === "1";
+  var controls = window.KizunaControls(readonly, function () { save(); });
+  var el = controls.el, input = controls.input, select = controls.select;
+  var number = controls.number;
   var errorPath = root.getAttribute("data-error-path") || "";
   var errorText = root.getAttribute("data-error") || "";
   var fieldsByName = {};
@@ -89,44 +92,6 @@
 
   function save() {
     target.value = JSON.stringify(toDoc(model), null, 2);
-  }
-
-  function el(tag, cls, text) {
-    var e = document.createElement(tag);
-    if (cls) { e.className = cls; }
-    if (text !== undefined) { e.textContent = text; }
-    return e;
-  }
-
-  function select(cls, options, value, onChange, label) {
-    var s = el("select", cls);
-    s.setAttribute("aria-label", label || cls);
-    options.forEach(function (o) {
-      var opt = el("option", null, o[1]);
-      opt.value = o[0];
-      if (String(o[0]) === String(value)) { opt.selected = true; }
-      s.appendChild(opt);
-    });
-    s.disabled = readonly;
-    s.addEventListener("change", function () { onChange(s.value); });
-    return s;
-  }
-
-  function input(cls, value, onInput, label, type) {
-    var i = el("input", cls);
-    i.type = type || "text";
-    i.value = value === undefined || value === null ? "" : value;
-    i.setAttribute("aria-label", label || cls);
-    i.readOnly = readonly;
-    i.addEventListener("input", function () { onInput(i.value); save(); });
-    return i;
-  }
-
-  function number(text) {
-    var t = String(text).trim();
-    if (t === "") { return t; }
-    var n = Number(t);
-    return isNaN(n) ? t : n;
   }
 
   function typed(text, type) {
