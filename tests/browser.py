@@ -23,15 +23,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+# The tests drive the browser the product prints its PDF reports with.
+from kizuna.reports.monthly import CHROMIUM, CHROMIUM_ARGS
+
 #: Marks for a module of browser tests: skipped, with the reason, without Chromium.
 REQUIRES_CHROMIUM = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
