@@ -14,6 +14,16 @@ lines/s.
 
 PostgreSQL runs when ``KIZUNA_BENCH_POSTGRES_URL`` or ``KIZUNA_TEST_POSTGRES_URL``
 is set (the database is wiped).
+
+Wall-clock figures depend on what else the machine runs, so every line
+also prints the load average, and figures that are steadier under other
+load (though CPU per call still rises with it): the CPU time per earn call
+of the server processes, of the PostgreSQL backends and of the load
+generator (read from ``/proc``), what the cores could therefore do at most
+(``cores / CPU per call``), the in-process time, statements and round trips
+per call, and ``GET /healthz`` over the same connections (the HTTP stack
+alone, no database). ``--workers`` sets the uvicorn workers (2 measured
+best on 2 cores).
 """
 
 from __future__ import annotations
@@ -76,8 +86,10 @@ def in_process(ctx: Context, members: int, calls: int) -> dict[str, float]:
     """Sequential earn calls through the service layer: time and round trips per call.
 
     Neither depends much on what else the machine runs (the HTTP figures do):
-    round trips are counted by a cursor-execute listener, plus BEGIN, COMMIT
-    and the pool's liveness ping on PostgreSQL, which it does not see.
+    statements are counted by a cursor-execute listener; round trips on
+    PostgreSQL add the BEGIN psycopg sends before the first statement and the
+    COMMIT (the pool pings a connection only after it sat idle for
+    ``bootstrap.PG_IDLE_PING_SECONDS``, never in this loop).
     """
     from sqlalchemy import event
 
@@ -111,7 +123,7 @@ def in_process(ctx: Context, members: int, calls: int) -> dict[str, float]:
         one(10**6 + n)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     event.remove(ctx.engine, "before_cursor_execute", listener)
-    extra = 3 if ctx.engine.dialect.name == "postgresql" else 0
+    extra = 2 if ctx.engine.dialect.name == "postgresql" else 0
     return {
         "ms_wall": wall / calls * 1000,
         "ms_cpu": cpu / calls * 1000,
@@ -145,8 +157,18 @@ def _earn_request(host: str, key: str, members: int, order_no: str, lines: int =
     ).encode() + body
 
 
+def _healthz_request(host: str) -> bytes:
+    return f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+
 async def load(
-    port: int, key: str, members: int, seconds: float, concurrency: int, tag: str
+    port: int,
+    key: str,
+    members: int,
+    seconds: float,
+    concurrency: int,
+    tag: str,
+    healthz: bool = False,
 ) -> dict[str, float]:
     """Closed-loop load: each connection sends its next call when the last one answers."""
     latencies: list[float] = []
@@ -159,11 +181,16 @@ async def load(
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while time.perf_counter() < deadline:
             counter += 1
-            raw = _earn_request(f"127.0.0.1:{port}", key, members, f"{tag}-{n}-{counter}")
+            host = f"127.0.0.1:{port}"
+            raw = (
+                _healthz_request(host)
+                if healthz
+                else _earn_request(host, key, members, f"{tag}-{n}-{counter}")
+            )
             start = time.perf_counter()
             status = await _request(reader, writer, raw)
             latencies.append(time.perf_counter() - start)
-            if status != 201:
+            if status != (200 if healthz else 201):
                 errors += 1
         writer.close()
 
@@ -179,6 +206,94 @@ async def load(
         "p50_ms": latencies[n // 2] * 1000 if n else 0,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0,
     }
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (uvicorn's supervisor and its workers)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(stat[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of ``pids`` so far (Linux ``/proc``)."""
+    out = {}
+    for p in pids:
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[p] = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU spent between two readings; a process started in between counts whole."""
+    return sum(t - before.get(p, 0.0) for p, t in after.items())
+
+
+def _backend_pids(url: str | None) -> list[int]:
+    """The PostgreSQL server processes serving the bench database right now."""
+    if not url:
+        return []
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text(
+                        "SELECT pid FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def measured_load(
+    server: Server, url: str | None, key: str, members: int, seconds: float, concurrency: int
+) -> dict[str, float]:
+    """Earn over HTTP, plus the CPU each party spent per call while it ran.
+
+    CPU per call barely depends on what else runs on the machine, unlike
+    calls/s; ``2 cores / total CPU per call`` is what the machine could do
+    with nothing else on it.
+    """
+    assert server.proc is not None
+    server_before = _cpu_seconds(_process_tree(server.proc.pid))
+    db_before = _cpu_seconds(_backend_pids(url))
+    client_before = time.process_time()
+    r = asyncio.run(load(server.port, key, members, seconds, concurrency, "run"))
+    client = time.process_time() - client_before
+    server_cpu = _spent(server_before, _cpu_seconds(_process_tree(server.proc.pid)))
+    db_cpu = _spent(db_before, _cpu_seconds(_backend_pids(url)))
+    calls = max(r["calls"], 1)
+    r["server_cpu_ms"] = server_cpu / calls * 1000
+    r["db_cpu_ms"] = db_cpu / calls * 1000
+    r["loadgen_cpu_ms"] = client / calls * 1000
+    total = r["server_cpu_ms"] + r["db_cpu_ms"] + r["loadgen_cpu_ms"]
+    r["cpu_ms"] = total
+    r["ceiling_per_s"] = (os.cpu_count() or 1) * 1000 / total if total else 0.0
+    return r
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
 
 
 def batch(port: int, key: str, members: int, orders: int, lines: int) -> dict[str, float]:
@@ -276,6 +391,11 @@ def pgbench(url: str, seconds: int, clients: int) -> dict[str, float] | None:
     return {"tps": tps, "latency_avg_ms": lat}
 
 
+EARN_GOAL = 1000  # calls/s, at p99 under EARN_P99_GOAL_MS, on PostgreSQL
+EARN_P99_GOAL_MS = 50
+BATCH_GOAL = 20_000  # order lines/s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,6 +413,7 @@ def main() -> None:
         action="store_true",
         help="keep the server's per-request INFO log (default: KIZUNA_LOG_LEVEL=WARNING)",
     )
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.members, args.concurrency, args.batch_orders = 1.0, 50, 4, 200
@@ -301,7 +422,12 @@ def main() -> None:
         os.environ.setdefault("KIZUNA_LOG_LEVEL", "WARNING")
     pg = os.environ.get("KIZUNA_BENCH_POSTGRES_URL") or os.environ.get("KIZUNA_TEST_POSTGRES_URL")
     backends = [("PostgreSQL", pg, args.workers)] if pg else []
-    backends.append(("SQLite", None, 1))
+    if not args.no_sqlite or not pg:
+        backends.append(("SQLite", None, 1))
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
+        f"load average {load_average()} (1/5/15 min) at the start"
+    )
     for name, url, workers in backends:
         with tempfile.TemporaryDirectory() as tmp:
             ctx, key, admin_key = setup(Path(tmp) / "ws", url, args.members)
@@ -314,40 +440,51 @@ def main() -> None:
             server = Server(ctx.settings.workspace, workers=workers)
             server.start()
             try:
-                asyncio.run(
-                    load(
-                        server.port,
-                        key,
-                        args.members,
-                        min(args.seconds, 1.0),
-                        args.concurrency,
-                        "warm",
-                    )
-                )
-                r = asyncio.run(
-                    load(server.port, key, args.members, args.seconds, args.concurrency, "run")
-                )
+                warm = min(args.seconds, 1.0)
+                asyncio.run(load(server.port, key, args.members, warm, args.concurrency, "warm"))
+                r = measured_load(server, url, key, args.members, args.seconds, args.concurrency)
                 print(
-                    f"{name:10s} earn over HTTP ({workers} worker(s), {args.concurrency} connections): "
+                    f"{name:10s} earn over HTTP ({workers} worker(s), {args.concurrency} connections, "
+                    f"load average {load_average()}): "
                     f"{r['per_s']:,.0f} calls/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
                     f"({r['calls']:,} calls, {r['errors']} errors)"
                 )
+                print(
+                    f"{name:10s} CPU per earn call: server {r['server_cpu_ms']:.2f} ms + database "
+                    f"{r['db_cpu_ms']:.2f} ms + load generator {r['loadgen_cpu_ms']:.2f} ms "
+                    f"= {r['cpu_ms']:.2f} ms -> at most {r['ceiling_per_s']:,.0f} calls/s "
+                    f"on {os.cpu_count()} idle cores"
+                )
+                h = asyncio.run(
+                    load(server.port, key, args.members, warm * 2, args.concurrency, "hz", True)
+                )
+                print(
+                    f"{name:10s} GET /healthz, same server and connections (HTTP stack alone): "
+                    f"{h['per_s']:,.0f} req/s  p50 {h['p50_ms']:.1f} ms"
+                    f"  (earn/healthz = {r['per_s'] / max(h['per_s'], 1):.2f})"
+                )
                 b = batch(server.port, admin_key, args.members, args.batch_orders, args.batch_lines)
                 print(
-                    f"{name:10s} batch: {b['lines']:,} order lines in {b['seconds']:.2f} s = {b['lines_per_s']:,.0f} lines/s"
+                    f"{name:10s} batch: {b['lines']:,} order lines in {b['seconds']:.2f} s = "
+                    f"{b['lines_per_s']:,.0f} lines/s (goal {BATCH_GOAL:,}: "
+                    f"{b['lines_per_s'] / BATCH_GOAL:.2f}x; load average {load_average()})"
                 )
-                if r["errors"]:
-                    raise SystemExit(f"{r['errors']} earn calls failed")
+                if r["errors"] or h["errors"]:
+                    raise SystemExit(f"{r['errors'] + h['errors']} calls failed")
             finally:
                 server.stop()
                 ctx.dispose()
         if url:
+            print(
+                f"{name:10s} earn goal: {r['per_s']:,.0f} / {EARN_GOAL:,} calls/s = "
+                f"{r['per_s'] / EARN_GOAL:.2f}x, p99 {r['p99_ms']:.0f} ms (goal < {EARN_P99_GOAL_MS} ms)"
+            )
             ref = pgbench(url, 2 if args.smoke else int(args.seconds), args.concurrency)
             if ref:
                 print(
                     f"{'pgbench':10s} one-row INSERT per transaction, {args.concurrency} clients: "
                     f"{ref['tps']:,.0f} tx/s  avg latency {ref['latency_avg_ms']:.2f} ms  "
-                    f"(earn/pgbench = {r['per_s'] / ref['tps']:.2f})"
+                    f"(earn/pgbench = {r['per_s'] / ref['tps']:.3f}; load average {load_average()})"
                 )
 
 

@@ -165,3 +165,27 @@ def test_the_first_purchase_earns_the_first_purchase_action_once(api: Api) -> No
     second = api.post("/v1/orders", order("F2", "M00004", 1000)).json()
     assert second["first_purchase_bonus"] == 0 and second["balance"]["available"] == 220
     assert api.get("/v1/programme", scope="analyst").json()["version"] >= 2
+
+
+def test_the_till_routes_tried_first_are_shadowed_by_no_other_route() -> None:
+    """``kizuna.api.HOT_MODULES`` go first in routing (a POS call skips ~60
+    regular expressions); that is only safe while no other module has a route
+    matching one of their paths with the same method, which this checks."""
+    import importlib
+    import re
+
+    from fastapi.routing import APIRoute
+
+    from kizuna.api import HOT_MODULES, _routers
+
+    routers = _routers()
+    hot = [importlib.import_module(f"kizuna.api.{name}").router for name in HOT_MODULES]
+    assert routers[: len(hot)] == hot
+    for router in hot:
+        for route in router.routes:
+            assert isinstance(route, APIRoute)
+            sample = re.sub(r"\{[^}]+\}", "X1", route.path)
+            for other in routers[len(hot) :]:
+                for candidate in other.routes:
+                    if isinstance(candidate, APIRoute) and candidate.methods & route.methods:
+                        assert not candidate.path_regex.match(sample), (route.path, candidate.path)

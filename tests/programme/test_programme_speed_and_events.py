@@ -263,3 +263,33 @@ def test_a_pooled_b2b_programme_pools_every_contact_to_the_company(ws: Context) 
     with uow(ws) as u:
         assert summary(u, "M00001", NOW)["balance"]["owed"] == 100  # the spent lot's 100
         assert check_all(u) == []
+
+
+def test_an_earn_that_lifts_the_tier_announces_it_within_its_three_statements(
+    ws: Context,
+) -> None:
+    """The outbox row and the journey event join the earn's statement of writes
+    on PostgreSQL (they were two statements more); both exist exactly once."""
+    apply(ws, {"tiers": {"basis": "points", "levels": [{"name": "silver", "threshold": 100}]}})
+    earn(ws, "U1", 5000, NOW)
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        if "programme_versions" not in args[2]:
+            seen.append(args[2])
+
+    event.listen(ws.engine, "before_cursor_execute", count)
+    try:
+        body = earn(ws, "U2", 6000, NOW + timedelta(minutes=1), key="u2")  # 50 + 60: silver
+    finally:
+        event.remove(ws.engine, "before_cursor_execute", count)
+    assert body["tier"] == "silver" and body["tier_changed"]
+    if ws.engine.dialect.name == "postgresql":
+        assert len(seen) == 3, seen
+    assert earn(ws, "U2", 6000, NOW + timedelta(minutes=2), key="u2") == body  # a retry
+    (ev,) = _events(ws, "tier_changed")
+    assert (ev.properties["old_tier"], ev.properties["new_tier"]) == (None, "silver")
+    assert ev.external_id.startswith("kizuna:tier_changed:")
+    with ws.engine.connect() as conn:
+        outbox = conn.execute(sa.select(pt.programme_events.c.topic, pt.programme_events.c.payload))
+        assert [(r.topic, r.payload["to"]) for r in outbox] == [("tier.changed", "silver")]

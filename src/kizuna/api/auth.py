@@ -171,12 +171,8 @@ _cache: dict[str, tuple[float, ApiKey]] = {}
 _lock = threading.Lock()
 
 
-def verify(uow: UnitOfWork | Callable[[], UnitOfWork], header: str | None) -> ApiKey:
-    """The key named by an ``Authorization: Bearer`` header, or why it is refused.
-
-    ``uow`` may be a factory: a key found in the cache then costs no
-    database round trip at all.
-    """
+def _parsed(header: str | None) -> tuple[str, str]:
+    """The key's prefix and hash from an ``Authorization: Bearer`` header, or why it is refused."""
     if not header:
         raise Unauthorized(
             "missing API key: send `Authorization: Bearer kz_...` (create one with `kizuna api-key create`)"
@@ -188,14 +184,38 @@ def verify(uow: UnitOfWork | Callable[[], UnitOfWork], header: str | None) -> Ap
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "kz" or len(parts[1]) != 8:
         raise Unauthorized("malformed API key: keys look like kz_<8 hex>_<secret>")
-    digest = _hash(key)
+    return parts[1], _hash(key)
+
+
+def cached(header: str | None) -> ApiKey | None:
+    """The key if this process verified it less than :data:`CACHE_SECONDS` ago, else None.
+
+    No database: the API checks this on its event loop and only sends a
+    miss to a worker thread (:func:`verify`). A malformed header is refused
+    here already.
+    """
+    digest = _parsed(header)[1]
+    with _lock:
+        hit = _cache.get(digest)
+    if hit and time.monotonic() - hit[0] < CACHE_SECONDS:
+        return hit[1]
+    return None
+
+
+def verify(uow: UnitOfWork | Callable[[], UnitOfWork], header: str | None) -> ApiKey:
+    """The key named by an ``Authorization: Bearer`` header, or why it is refused.
+
+    ``uow`` may be a factory: a key found in the cache then costs no
+    database round trip at all.
+    """
+    prefix, digest = _parsed(header)
     now = time.monotonic()
     with _lock:
         hit = _cache.get(digest)
     if hit and now - hit[0] < CACHE_SECONDS:
         return hit[1]
     k = pt.api_keys.c
-    query = sa.select(k.secret_hash, k.scope, k.name, k.revoked_at).where(k.prefix == parts[1])
+    query = sa.select(k.secret_hash, k.scope, k.name, k.revoked_at).where(k.prefix == prefix)
     if isinstance(uow, UnitOfWork):
         row = uow.conn.execute(query).first()
     else:
@@ -205,7 +225,7 @@ def verify(uow: UnitOfWork | Callable[[], UnitOfWork], header: str | None) -> Ap
         raise Unauthorized("unknown API key; check it was copied whole, or create a new one")
     if row.revoked_at is not None:
         raise Unauthorized("this API key was revoked; create a new one")
-    api_key = ApiKey(parts[1], row.scope, row.name)
+    api_key = ApiKey(prefix, row.scope, row.name)
     with _lock:
         _cache[digest] = (now, api_key)
     return api_key

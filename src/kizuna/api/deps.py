@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar
 import sqlalchemy as sa
 from fastapi import Depends, Header, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from kizuna.api import auth, ratelimit
 from kizuna.bootstrap import Context
@@ -39,24 +40,43 @@ bearer = HTTPBearer(
 )
 
 
-def caller(
+async def _context(request: Request) -> Context:
+    """:func:`context` as a dependency: ``async`` so FastAPI runs it on the event
+    loop instead of handing it to a worker thread (a thread hop per dependency
+    per request is a real share of a POS call's time)."""
+    return context(request)
+
+
+async def caller(
     request: Request,
     _: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)] = None,
 ) -> auth.ApiKey:
-    """The verified key of the request, after spending one token of its rate limit."""
+    """The verified key of the request, after spending one token of its rate limit.
+
+    A key verified in the last :data:`auth.CACHE_SECONDS` and a scope without
+    a limit cost no database work, so they are checked on the event loop;
+    only the database work (a cache miss, a new rate-limit lease) goes to a
+    worker thread.
+    """
     ctx = context(request)
-    key = auth.verify(
-        lambda: UnitOfWork(ctx.engine, ctx.settings), request.headers.get("authorization")
-    )
-    lock = _sqlite_writer if ctx.settings.is_sqlite else None
-    ratelimit.check(ctx.engine, ctx.settings, key.prefix, key.scope, lock)
+    header = request.headers.get("authorization")
+    key = auth.cached(header)
+    if key is None:
+        key = await run_in_threadpool(
+            auth.verify, lambda: UnitOfWork(ctx.engine, ctx.settings), header
+        )
+    if ratelimit.limit_for(ctx.settings, key.scope) > 0:
+        lock = _sqlite_writer if ctx.settings.is_sqlite else None
+        await run_in_threadpool(
+            ratelimit.check, ctx.engine, ctx.settings, key.prefix, key.scope, lock
+        )
     return key
 
 
 def allow(permission: str) -> Any:
     """A dependency that admits only keys whose scope grants ``permission``."""
 
-    def check(key: Annotated[auth.ApiKey, Depends(caller)]) -> auth.ApiKey:
+    async def check(key: Annotated[auth.ApiKey, Depends(caller)]) -> auth.ApiKey:
         key.require(permission)
         return key
 
@@ -130,6 +150,6 @@ def masked(field: str, value: Any, visible: bool) -> Any:
     return mask(field, value, visible) if field in PERSONAL_FIELDS else value
 
 
-CtxDep = Annotated[Context, Depends(context)]
+CtxDep = Annotated[Context, Depends(_context)]
 IdemDep = Annotated[Idem, Depends(idempotency)]
 KeyDep = Annotated[auth.ApiKey, Depends(caller)]

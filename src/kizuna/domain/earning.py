@@ -21,10 +21,12 @@ line earned.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from fractions import Fraction
 
 from kizuna.domain.programme import Programme
@@ -58,6 +60,12 @@ class Quote:
     spend: int
 
 
+@functools.lru_cache(maxsize=256)
+def _fraction(factor: Decimal | int) -> Fraction:
+    """A programme multiplier as an exact fraction (cached: converting a Decimal is slow)."""
+    return Fraction(factor)
+
+
 def _round(value: Fraction, mode: str) -> int:
     if mode == "ceil":
         return math.ceil(value)
@@ -75,10 +83,15 @@ def share(total: int, weights: Sequence[Fraction]) -> list[int]:
     if not weights:
         return []
     den = math.lcm(*(w.denominator for w in weights))
-    ints = [w.numerator * (den // w.denominator) for w in weights]
+    return _share_ints(total, [w.numerator * (den // w.denominator) for w in weights])
+
+
+def _share_ints(total: int, ints: Sequence[int]) -> list[int]:
+    """:func:`share` over weights already put on one denominator (any common
+    multiple: scaling every weight alike changes no part)."""
     whole = sum(ints)
     if total == 0 or whole == 0:
-        return [0] * len(weights)
+        return [0] * len(ints)
     parts = [total * x // whole for x in ints]
     remainders = [total * x % whole for x in ints]
     left = total - sum(parts)
@@ -115,29 +128,40 @@ def quote_order(
         )
     tier_obj = programme.tier(tier)
     tier_factor = tier_obj.multiplier if tier_obj else 1
-    exact: list[Fraction] = []
+    # Each line's exact value is kept as an integer numerator over its own
+    # denominator, not as a Fraction: Fraction arithmetic normalises with a
+    # gcd at every step, and a 5-line quote spent 70 us in it (a 100,000-line
+    # batch, 1.4 s). The values and every rounding are the same.
+    base, per = programme.base_points, programme.per_amount
+    nums: list[int] = []
+    dens: list[int] = []
     whys: list[str] = []
     for line in lines:
-        value = Fraction(max(line.amount, 0) * programme.base_points, programme.per_amount)
-        why = [f"{line.amount} x {programme.base_points}/{programme.per_amount} = {float(value):g}"]
+        num, den = max(line.amount, 0) * base, per
+        why = f"{line.amount} x {base}/{per} = {num / den:g}"
+        factors: list[tuple[Decimal | int, str]] = []
         if line.product is not None and line.product in programme.product_multipliers:
             f = programme.product_multipliers[line.product]
-            value *= Fraction(f)
-            why.append(f"x{f} product {line.product}")
+            factors.append((f, f"x{f} product {line.product}"))
         elif line.category is not None and line.category in programme.category_multipliers:
             f = programme.category_multipliers[line.category]
-            value *= Fraction(f)
-            why.append(f"x{f} category {line.category}")
+            factors.append((f, f"x{f} category {line.category}"))
         for promo in programme.promos:
             if promo.applies(day, line.category):
-                value *= Fraction(promo.factor)
-                why.append(f"x{promo.factor} promo {promo.name}")
+                factors.append((promo.factor, f"x{promo.factor} promo {promo.name}"))
         if tier_factor != 1:
-            value *= Fraction(tier_factor)
-            why.append(f"x{tier_factor} tier {tier}")
-        exact.append(value)
-        whys.append(" ".join(why))
-    total_exact = sum(exact, Fraction(0))
+            factors.append((tier_factor, f"x{tier_factor} tier {tier}"))
+        for factor, text in factors:
+            exact_factor = _fraction(factor)
+            num *= exact_factor.numerator
+            den *= exact_factor.denominator
+            why += " " + text
+        nums.append(num)
+        dens.append(den)
+        whys.append(why)
+    common = math.lcm(*dens) if dens else 1
+    ints = [n * (common // d) for n, d in zip(nums, dens, strict=True)]
+    total_exact = Fraction(sum(ints), common)
     points = _round(total_exact, programme.rounding)
     steps.append(f"lines sum to {float(total_exact):g}, {programme.rounding} -> {points}")
     if programme.cap_per_order is not None and points > programme.cap_per_order:
@@ -158,7 +182,7 @@ def quote_order(
             steps.append(
                 f"capped by the {period} cap {cap} ({before} earned this {period}) -> {points}"
             )
-    parts = share(points, exact)
+    parts = _share_ints(points, ints)
     out = tuple(
         LinePoints(x.line_no, x.amount, p, w) for x, p, w in zip(lines, parts, whys, strict=True)
     )

@@ -2,20 +2,22 @@
 
 The same rules as :func:`kizuna.services.programme.orders.record_order`, but
 members are locked together (in id order, so two batches never deadlock),
-rows are written with multi-row inserts, and the batch is all or nothing:
-one bad order refuses the batch with every problem listed. Members who owe
+rows are written set-based (``COPY`` on PostgreSQL, and one statement per
+kind of change over ``jsonb_to_recordset``, however many members), and the
+batch is all or nothing: one bad order refuses the batch with every problem
+listed. Members who owe
 points (a refund debt to repay) go through the one-order path, which repays.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from kizuna.domain import schedule
 from kizuna.domain.clock import local_date
@@ -32,7 +34,13 @@ from kizuna.services.programme.orders import (
     check_lines,
     record_order,
 )
-from kizuna.services.programme.store import NEVER_DUE, save_book
+from kizuna.services.programme.store import (
+    NEVER_DUE,
+    insert_many,
+    json_rows,
+    jsonable,
+    save_book,
+)
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
@@ -61,6 +69,13 @@ def _insert_rows(uow: UnitOfWork, table: sa.Table, rows: Sequence[dict[str, Any]
     with raw.cursor() as cur, cur.copy(sql) as copy:  # type: ignore[attr-defined]
         for row in rows:
             copy.write_row([row[c] for c in columns])
+
+
+def _any(column: Any, values: Sequence[Any], pg: bool) -> Any:
+    """``column = ANY(:array)`` on PostgreSQL (one parameter, one plan), else ``IN``."""
+    if pg:
+        return column == sa.any_(sa.literal(list(values), postgresql.ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _insert_returning_ids(
@@ -99,12 +114,13 @@ def record_orders(
     if not 1 <= len(cmds) <= MAX_ORDERS:
         raise ValidationError(f"a batch holds 1 to {MAX_ORDERS} orders, got {len(cmds)}")
     conn = uow.conn
+    pg = uow.dialect == "postgresql"
     active = config.active_programme(uow)
     members = sorted({c.member_id for c in cmds})
     ids: dict[str, int] = {}
     for part in _chunks(members):
         cc = t.customers.c
-        rows = conn.execute(sa.select(cc.external_id, cc.id).where(cc.external_id.in_(part)))
+        rows = conn.execute(sa.select(cc.external_id, cc.id).where(_any(cc.external_id, part, pg)))
         ids.update({r.external_id: r.id for r in rows})
     unknown = [m for m in members if m not in ids]
     if unknown:
@@ -112,24 +128,23 @@ def record_orders(
             f"unknown member(s) {', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}: import them first"
         )
     # Lock: create missing accounts (a write, so SQLite takes its lock now), then lock in id order.
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
     if active.programme.automatic_signup:
         _enrol_with_signup(uow, ids, now)
-    # One compiled statement and a list of parameter sets (pipelined on
-    # PostgreSQL), not a 5,000-row VALUES compiled afresh for every batch.
-    conn.execute(
-        insert(pt.point_accounts).on_conflict_do_nothing(),
+    insert_many(
+        uow,
+        pt.point_accounts,
         [
             {"customer_id": i, "member_since": now, "next_due_at": NEVER_DUE}
             for i in sorted(ids.values())
         ],
+        conflict=["customer_id"],
     )
     a = pt.point_accounts.c
     accounts: dict[int, Any] = {}
     for part in _chunks(sorted(ids.values())):
         lock = (
             sa.select(a.customer_id, a.pending, a.available, a.debt, a.tier, a.member_since)
-            .where(a.customer_id.in_(part))
+            .where(_any(a.customer_id, part, pg))
             .order_by(a.customer_id)
         )
         if uow.dialect == "postgresql":
@@ -156,7 +171,7 @@ def record_orders(
                 r.external_id: (r.id, r.customer_id)
                 for r in conn.execute(
                     sa.select(t.orders.c.external_id, t.orders.c.id, t.orders.c.customer_id).where(
-                        t.orders.c.external_id.in_(part)
+                        _any(t.orders.c.external_id, part, pg)
                     )
                 )
             }
@@ -166,7 +181,7 @@ def record_orders(
         earned_already.update(
             conn.execute(
                 sa.select(pt.earned_lines.c.order_id)
-                .where(pt.earned_lines.c.order_id.in_(part))
+                .where(_any(pt.earned_lines.c.order_id, part, pg))
                 .distinct()
             ).scalars()
         )
@@ -299,40 +314,34 @@ def record_orders(
     _insert_rows(uow, pt.earned_lines, earned)
     tier_updates = _upgrades(uow, programme, accounts, delta, now)
     column = a.pending if state == PENDING else a.available
-    updates = [{"cid": cid, "add": d} for cid, d in delta.items()]
-    if updates:
-        stmt = sa.update(pt.point_accounts).where(a.customer_id == sa.bindparam("cid"))
-        conn.execute(
-            stmt.values(
-                {
-                    column.key: column + sa.bindparam("add"),
-                    "last_activity_at": now,
-                    # The new lots may fall due before what the account knew of.
-                    "next_due_at": sa.case((a.next_due_at > due, due), else_=a.next_due_at),
-                }
-            ),
-            updates,
-        )
+    # The new lots may fall due before what the account knew of.
+    next_due = sa.case((a.next_due_at > due, due), else_=a.next_due_at)
+    _update_accounts(
+        uow,
+        [("customer_id", sa.BigInteger()), ("delta", sa.BigInteger())],
+        [{"customer_id": cid, "delta": d} for cid, d in delta.items()],
+        lambda d: {
+            column.key: column + d["delta"],
+            "last_activity_at": now,
+            "next_due_at": next_due,
+        },
+    )
+    _update_accounts(
+        uow,
+        [(c, a[c].type) for c in ("customer_id", "tier", "tier_review_at")],
+        [
+            {
+                "customer_id": cid,
+                "tier": tier,
+                "tier_review_at": schedule.tier_period_end(
+                    programme, now, accounts[cid].member_since
+                ),
+            }
+            for cid, tier in tier_updates.items()
+        ],
+        lambda d: {"tier": d["tier"], "tier_since": now, "tier_review_at": d["tier_review_at"]},
+    )
     if tier_updates:
-        conn.execute(
-            sa.update(pt.point_accounts)
-            .where(a.customer_id == sa.bindparam("cid"))
-            .values(
-                tier=sa.bindparam("new_tier"),
-                tier_since=now,
-                tier_review_at=sa.bindparam("review_at"),
-            ),
-            [
-                {
-                    "cid": cid,
-                    "new_tier": tier,
-                    "review_at": schedule.tier_period_end(
-                        programme, now, accounts[cid].member_since
-                    ),
-                }
-                for cid, tier in tier_updates.items()
-            ],
-        )
         external = {v: k for k, v in ids.items()}
         system_events.tiers_changed(
             uow,
@@ -353,6 +362,34 @@ def record_orders(
     remember(uow, idem, 201, body)
     uow.commit()
     return 201, body
+
+
+def _update_accounts(
+    uow: UnitOfWork,
+    columns: list[tuple[str, Any]],
+    rows: list[dict[str, Any]],
+    values: Callable[[Any], dict[str, Any]],
+) -> None:
+    """Update many accounts, each from its row (keyed ``customer_id``).
+
+    PostgreSQL: one ``UPDATE .. FROM jsonb_to_recordset(..)``. SQLite: one
+    compiled statement and a list of parameter sets (in-process, no round trips).
+    ``values`` maps the row's columns (``d["name"]``) to the new values.
+    """
+    if not rows:
+        return
+    a = pt.point_accounts.c
+    if uow.dialect == "postgresql":
+        d = json_rows(columns, name="d")
+        stmt = sa.update(pt.point_accounts).where(a.customer_id == d.c.customer_id)
+        uow.conn.execute(stmt.values(values(d.c)), {"d_rows": jsonable(rows)})
+        return
+    params = {c: sa.bindparam(f"v_{c}", type_=type_) for c, type_ in columns}
+    stmt = sa.update(pt.point_accounts).where(a.customer_id == params["customer_id"])
+    uow.conn.execute(
+        stmt.values(values(params)),
+        [{f"v_{k}": v for k, v in row.items()} for row in rows],
+    )
 
 
 def _enrol_with_signup(uow: UnitOfWork, ids: dict[str, int], now: datetime) -> None:
@@ -388,7 +425,7 @@ def _upgrades(
     for (start, end), cids in windows.items():
         for part in _chunks(cids):
             q = sa.select(e.customer_id, measure).where(
-                e.customer_id.in_(part), e.at >= start, e.at < end
+                _any(e.customer_id, part, uow.dialect == "postgresql"), e.at >= start, e.at < end
             )
             if programme.tier_basis == "orders":
                 q = q.where(e.kind == EARN, e.qualifying_spend > 0)

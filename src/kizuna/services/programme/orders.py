@@ -392,6 +392,7 @@ def record_order(
             now,
             int(got.qualifying)
             + {"points": q.points, "spend": total, "orders": 1}[programme.tier_basis],
+            writes,
         )
         if basis is not None
         else {}
@@ -550,15 +551,23 @@ def _frequency_voucher(
 
 
 def _maybe_upgrade(
-    uow: UnitOfWork, opened: Opened, programme: Programme, now: datetime, qualifying_now: int
+    uow: UnitOfWork,
+    opened: Opened,
+    programme: Programme,
+    now: datetime,
+    qualifying_now: int,
+    writes: Writes,
 ) -> dict[str, Any]:
-    """Upgrade at once when this order crosses a threshold (``qualifying_now`` includes it)."""
+    """Upgrade at once when this order crosses a threshold (``qualifying_now`` includes it).
+
+    The announcements (outbox row, journey event) join the call's statement of writes.
+    """
     account = opened.account
     new = upgrade(programme, account.tier, qualifying_now)
     if new == account.tier:
         return {}
     system_events.tier_changed(
-        uow, account.customer_id, account.external_id, account.tier, new, now
+        uow, account.customer_id, account.external_id, account.tier, new, now, writes=writes
     )
     return {
         "tier": new,

@@ -10,7 +10,7 @@ therefore wait their turn instead of failing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -100,6 +100,55 @@ def insert_rows(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) ->
         uow.conn.execute(sa.insert(table).values(rows))
     elif rows:
         uow.conn.execute(sa.insert(table), rows)
+
+
+def json_rows(columns: Sequence[tuple[str, Any]], name: str = "r") -> Any:
+    """``jsonb_to_recordset(:<name>_rows) AS <name>(col type, ..)``: a whole list
+    of rows as one parameter (PostgreSQL).
+
+    One statement for thousands of rows, planned once, where a list of
+    parameter sets runs a statement per row on the server.
+    """
+    return (
+        sa.func.jsonb_to_recordset(sa.bindparam(f"{name}_rows", type_=postgresql.JSONB))
+        .table_valued(*(sa.column(c, type_) for c, type_ in columns))
+        .render_derived(name=name, with_types=True)
+    )
+
+
+def jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for :func:`json_rows`: instants as ISO 8601 with their offset."""
+    return [
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
+    ]
+
+
+def insert_many(
+    uow: UnitOfWork,
+    table: sa.Table,
+    rows: Sequence[dict[str, Any]],
+    conflict: Sequence[str] | None = None,
+) -> None:
+    """Insert ``rows`` (same keys each) in one statement; with ``conflict``, rows
+    whose key exists already are skipped (``ON CONFLICT (..) DO NOTHING``).
+
+    PostgreSQL: ``INSERT .. SELECT .. FROM jsonb_to_recordset(..)``, one
+    statement whatever the number of rows. SQLite: one compiled statement and
+    a list of parameter sets, in-process.
+    """
+    if not rows:
+        return
+    insert: Any = _upsert(uow.dialect)
+    if uow.dialect == "postgresql":
+        columns = list(rows[0])
+        src = json_rows([(c, table.c[c].type) for c in columns])
+        stmt = insert(table).from_select(columns, sa.select(*(src.c[c] for c in columns)))
+        params: Any = {"r_rows": jsonable(rows)}
+    else:
+        stmt, params = insert(table), list(rows)
+    if conflict is not None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    uow.conn.execute(stmt, params)
 
 
 def customer_id_of(uow: UnitOfWork, external_id: str) -> int:

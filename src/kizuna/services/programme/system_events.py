@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kizuna.services.events import record_event
 from kizuna.services.programme import config
+from kizuna.services.programme.store import insert_many
+from kizuna.services.programme.writes import Writes
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 from kizuna.store import tables as t
@@ -46,19 +47,55 @@ def tier_changed(
     new: str | None,
     at: datetime,
     why: str | None = None,
+    writes: Writes | None = None,
 ) -> None:
-    """Announce a tier change: webhook ``tier.changed`` and journey event ``tier_changed``."""
+    """Announce a tier change: webhook ``tier.changed`` and journey event ``tier_changed``.
+
+    With ``writes`` (an earn call's), both rows go into its single statement of
+    writes instead of two statements of their own: the journey event is the
+    row :func:`~kizuna.services.events.record_event` would write (same
+    ``kizuna:`` key, skipped when the key exists).
+    """
     payload: dict[str, Any] = {"member_id": member_id, "from": old, "to": new, "at": at.isoformat()}
     if why:
         payload["why"] = why
+    key = f"tier_changed:{customer_id}:{at.isoformat()}:{old}:{new}"
+    properties = {"old_tier": old, "new_tier": new, "reason": why or "qualification"}
+    if writes is not None:
+        writes.insert(
+            pt.programme_events,
+            [
+                {
+                    "topic": "tier.changed",
+                    "customer_id": customer_id,
+                    "payload": payload,
+                    "created_at": at,
+                }
+            ],
+        )
+        writes.insert(
+            t.events,
+            [
+                {
+                    "external_id": f"kizuna:{key}"[:128],
+                    "customer_id": customer_id,
+                    "type": TIER_CHANGED,
+                    "occurred_at": at,
+                    "topic": "programme",
+                    "properties": properties,
+                }
+            ],
+            conflict=("external_id",),
+        )
+        return
     outbox(uow, "tier.changed", customer_id, payload, at)
     record_event(
         uow.conn,
-        key=f"tier_changed:{customer_id}:{at.isoformat()}:{old}:{new}",
+        key=key,
         customer_id=customer_id,
         type=TIER_CHANGED,
         occurred_at=at,
-        properties={"old_tier": old, "new_tier": new, "reason": why or "qualification"},
+        properties=properties,
         topic="programme",
     )
 
@@ -75,8 +112,9 @@ def tiers_changed(
     """
     if not changes:
         return
-    uow.conn.execute(
-        sa.insert(pt.programme_events),
+    insert_many(
+        uow,
+        pt.programme_events,
         [
             {
                 "topic": "tier.changed",
@@ -87,7 +125,6 @@ def tiers_changed(
             for cid, member, old, new in changes
         ],
     )
-    insert = postgresql.insert if uow.dialect == "postgresql" else sqlite.insert
     rows = [
         {
             "external_id": f"kizuna:tier_changed:{cid}:{at.isoformat()}:{old}:{new}"[:128],
@@ -99,8 +136,7 @@ def tiers_changed(
         }
         for cid, _, old, new in changes
     ]
-    # A list of parameter sets: one compiled statement, pipelined by the driver.
-    uow.conn.execute(insert(t.events).on_conflict_do_nothing(index_elements=["external_id"]), rows)
+    insert_many(uow, t.events, rows, conflict=["external_id"])
 
 
 def record_expiring(uow: UnitOfWork, now: datetime | None = None) -> int:

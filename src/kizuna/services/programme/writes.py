@@ -1,7 +1,8 @@
 """The writes of one request, sent to PostgreSQL as a single statement.
 
 An earn call appends rows to six tables (order, its lines, the lot, ledger
-entries, earned lines, the Idempotency-Key) and updates the account. One
+entries, earned lines, the Idempotency-Key; when it lifts the member's tier,
+the webhook outbox row and the journey event too) and updates the account. One
 statement each would be seven round trips; on PostgreSQL they go as one
 ``WITH w0 AS (INSERT ..), w1 AS (INSERT ..) UPDATE point_accounts ..``
 (data-modifying CTEs all run, in one snapshot, and foreign keys are checked
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
@@ -43,7 +45,7 @@ class Writes:
         self.uow = uow
         self.combine = uow.dialect == "postgresql"
         self.ids = {k: list(v) for k, v in (ids or {}).items()} if self.combine else {}
-        self.inserts: list[tuple[sa.Table, list[dict[str, Any]]]] = []
+        self.inserts: list[tuple[sa.Table, list[dict[str, Any]], tuple[str, ...]]] = []
         self.account: tuple[int, dict[str, Any]] | None = None
 
     def take_id(self, table: sa.Table) -> int | None:
@@ -51,9 +53,13 @@ class Writes:
         pool = self.ids.get(table.name)
         return pool.pop(0) if pool else None
 
-    def insert(self, table: sa.Table, rows: Sequence[dict[str, Any]]) -> None:
+    def insert(
+        self, table: sa.Table, rows: Sequence[dict[str, Any]], conflict: tuple[str, ...] = ()
+    ) -> None:
+        """Rows to insert at :meth:`flush`; with ``conflict`` (a unique key's
+        columns), a row whose key exists already is skipped, not an error."""
         if rows:
-            self.inserts.append((table, list(rows)))
+            self.inserts.append((table, list(rows), conflict))
 
     def update_account(self, customer_id: int, values: dict[str, Any]) -> None:
         """The account row's new values, written last by :meth:`flush`."""
@@ -61,21 +67,25 @@ class Writes:
 
     def flush(self) -> None:
         """Everything collected, then the account row update, in one round trip on PostgreSQL."""
-        from kizuna.services.programme.store import insert_rows
+        from kizuna.services.programme.store import insert_many, insert_rows
 
         if self.account is None:
             raise RuntimeError("Writes.flush needs the account update (save_book sets it)")
         account_cid, account_values = self.account
         self.account = None
         if not self.combine:
-            for table, rows in self.inserts:
-                insert_rows(self.uow, table, rows)
+            for table, rows, conflict in self.inserts:
+                if conflict:
+                    insert_many(self.uow, table, rows, conflict)
+                else:
+                    insert_rows(self.uow, table, rows)
             self.inserts = []
             self.uow.conn.execute(_UPDATE_ACCOUNT, {**account_values, "b_cid": account_cid})
             return
-        shape = tuple((table.name, tuple(rows[0]), len(rows)) for table, rows in self.inserts) + (
-            tuple(sorted(account_values)),
-        )
+        shape = tuple(
+            (table.name, tuple(rows[0]), len(rows), conflict)
+            for table, rows, conflict in self.inserts
+        ) + (tuple(sorted(account_values)),)
         with _lock:
             stmt = _built.get(shape)
         if stmt is None:
@@ -84,7 +94,7 @@ class Writes:
                 _built[shape] = stmt
         params: dict[str, Any] = {"b_cid": account_cid}
         n = 0
-        for _, rows in self.inserts:
+        for _, rows, _ in self.inserts:
             cols = list(rows[0])
             for row in rows:
                 for col in cols:
@@ -100,7 +110,9 @@ _a = pt.point_accounts.c
 _UPDATE_ACCOUNT = sa.update(pt.point_accounts).where(_a.customer_id == sa.bindparam("b_cid"))
 
 
-def _build(inserts: list[tuple[sa.Table, list[dict[str, Any]]]], account_cols: list[str]) -> Any:
+def _build(
+    inserts: list[tuple[sa.Table, list[dict[str, Any]], tuple[str, ...]]], account_cols: list[str]
+) -> Any:
     """The combined statement for one shape, built from cacheable parts.
 
     A list passed to ``Insert.values`` makes a statement SQLAlchemy will not
@@ -110,18 +122,21 @@ def _build(inserts: list[tuple[sa.Table, list[dict[str, Any]]]], account_cols: l
     """
     ctes = []
     counter = iter(range(1 << 30))
-    for i, (table, rows) in enumerate(inserts):
+    for i, (table, rows, conflict) in enumerate(inserts):
         cols = list(rows[0])
 
         def param(col: str, table: sa.Table = table) -> Any:
-            # Short names keep the SQL under psycopg's 4 kB query-parse cache limit.
+            # Short names keep the SQL short: psycopg caches its parse (bootstrap
+            # raises that cache's limits, which 86 parameters exceeded).
             return sa.bindparam(f"p{next(counter)}", type_=table.c[col].type)
 
         if len(rows) == 1:
-            stmt: Any = sa.insert(table).values({col: param(col) for col in cols})
+            stmt: Any = postgresql.insert(table).values({col: param(col) for col in cols})
         else:
             selects = [sa.select(*(param(col) for col in cols)) for _ in rows]
-            stmt = sa.insert(table).from_select(cols, sa.union_all(*selects))
+            stmt = postgresql.insert(table).from_select(cols, sa.union_all(*selects))
+        if conflict:
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(conflict))
         ctes.append(stmt.cte(f"w{i}"))
     update = (
         sa.update(pt.point_accounts)
