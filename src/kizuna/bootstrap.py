@@ -37,7 +37,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 #: sixth concurrent request opened a new server connection and closed it
 #: again afterwards: a backend started and torn down per request, and its
 #: prepared statements lost with it. 16 covers the bench's 16 connections
-#: even when one worker gets them all.
+#: even when one worker gets them all. The ``database_pool_size`` setting
+#: changes it per deployment (overflow: half of it).
 PG_POOL_SIZE = 16
 #: Extra connections under a burst, closed when handed back to a full pool.
 #: Beyond both, a request waits for a connection (``pool_timeout``, 30 s)
@@ -98,8 +99,12 @@ def _cache_long_queries() -> None:
     _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, 32768)
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine with the per-dialect settings Kizuna relies on."""
+def make_engine(url: str, pool_size: int = PG_POOL_SIZE) -> sa.Engine:
+    """An engine with the per-dialect settings Kizuna relies on.
+
+    ``pool_size`` is the PostgreSQL connections kept per process; bursts may
+    open half as many again (:data:`PG_MAX_OVERFLOW` at the default).
+    """
     if url.startswith("sqlite"):
         engine = sa.create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -109,8 +114,8 @@ def make_engine(url: str) -> sa.Engine:
         _cache_long_queries()
         engine = sa.create_engine(
             url,
-            pool_size=PG_POOL_SIZE,
-            max_overflow=PG_MAX_OVERFLOW,
+            pool_size=pool_size,
+            max_overflow=PG_MAX_OVERFLOW if pool_size == PG_POOL_SIZE else max(1, pool_size // 2),
             pool_recycle=PG_RECYCLE_SECONDS,
             pool_use_lifo=True,
             connect_args={"options": "-c timezone=UTC"},
@@ -140,7 +145,9 @@ class Context:
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database_url)
+            self._engine = make_engine(
+                self.settings.database_url, pool_size=self.settings.database_pool_size
+            )
         return self._engine
 
     def require_current_schema(self) -> None:

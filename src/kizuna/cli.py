@@ -522,6 +522,9 @@ def serve(
         port=port,
         workers=workers,
         log_level="warning",
+        # The request middleware logs every request (with its id); uvicorn's
+        # access line would only repeat it, and costs CPU even when filtered.
+        access_log=False,
         server_header=False,
     )
 

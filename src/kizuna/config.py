@@ -188,6 +188,14 @@ SETTINGS: tuple[Setting, ...] = (
         "for PostgreSQL.",
     ),
     Setting(
+        "database_pool_size",
+        16,
+        "PostgreSQL connections each process keeps open (plus half as many again under "
+        "a burst). Size the server's max_connections for every API process and worker "
+        "times 1.5 × this, or put PgBouncer in front. Ignored for SQLite.",
+        _positive_int,
+    ),
+    Setting(
         "timezone",
         "Asia/Tokyo",
         "IANA timezone of the business. Times are stored in UTC and shown in this "
@@ -507,6 +515,7 @@ class Settings:
     max_field_chars: int
     secret_key: str = ""
     analytics_engine: str = "duckdb"
+    database_pool_size: int = 16
     loyalty_behaviour_weights: str = "monetary=0.6,clv=0.2,frequency=0.2"
     loyalty_attitude_weights: str = "nps=1,csat=0.7,support=0.3,review=0.5,referral=1,community=0.8"
     loyalty_behaviour_threshold: float = 0.7

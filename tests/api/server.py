@@ -47,6 +47,7 @@ class Server:
             str(self.port),
             "--log-level",
             "warning",
+            "--no-access-log",
             "--workers",
             str(self.workers),
         ]

@@ -7,14 +7,18 @@ caller noticing. Real PostgreSQL, real terminated server connections.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from psycopg import _queries
 
 from kizuna import bootstrap
 from kizuna.bootstrap import Context, make_engine
+from kizuna.config import load_settings
 
 PID = sa.text("SELECT pg_backend_pid()")
+NEVER = "postgresql+psycopg://u:p@127.0.0.1:1/never_connected"
 
 
 def _terminate(url: str, pid: int) -> None:
@@ -33,8 +37,10 @@ def _pg(workspace: Context) -> str:
     return workspace.settings.database_url
 
 
-def test_the_postgres_engine_keeps_enough_connections_and_does_not_ping_every_checkout() -> None:
-    engine = make_engine("postgresql+psycopg://u:p@127.0.0.1:1/never_connected")
+def test_the_postgres_engine_keeps_enough_connections_and_does_not_ping_every_checkout(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(NEVER)
     try:
         pool = engine.pool
         assert isinstance(pool, sa.pool.QueuePool)
@@ -45,6 +51,15 @@ def test_the_postgres_engine_keeps_enough_connections_and_does_not_ping_every_ch
         assert pool.size() >= 16 and pool.size() + pool._max_overflow <= 25
     finally:
         engine.dispose()
+    # A deployment with many processes turns it down with `database_pool_size`.
+    overrides = {"database_url": NEVER, "database_pool_size": 4}
+    small = Context(load_settings(tmp_path, env={}, overrides=overrides))
+    try:
+        pool = small.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.size() == 4 and pool._max_overflow == 2
+    finally:
+        small.dispose()
     # psycopg caches the parsing of the earn call's statement of writes (86
     # parameters for a 3-line order) only with its limits raised; this fails
     # if psycopg renames them, rather than silently parsing every call again.
