@@ -12,8 +12,9 @@ over several SMTP connections:
    with their step change, and commits a ``sending`` row per message — the
    same intent record the single path writes before calling out;
 2. the messages go out over a pool of SMTP connections (threads; the
-   socket waits release the GIL), and each is ledgered ``sent`` the moment
-   the server accepts it;
+   socket waits release the GIL), and each is ledgered ``sent`` once the
+   server accepts it, before its connection sends the next one — the marks
+   of all connections waiting at that moment share one commit;
 3. one transaction records the step changes: the next step for the sent,
    a retry with backoff for a temporary failure, a dead letter for a
    permanent one.
@@ -30,6 +31,8 @@ path, which knows every rule; this module only takes the common case.
 from __future__ import annotations
 
 import threading
+import time
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from kizuna.automation.actions import ActionContext, PermanentFailure, RetryLater
-from kizuna.automation.channels.email import EMAIL, SMTPSender
+from kizuna.automation.channels.email import EMAIL, OutgoingEmail, SMTPSender, message_id
 from kizuna.automation.unsubscribe import unsubscribed_topics
 from kizuna.domain.journeys import Journey, in_global_control
 from kizuna.errors import KizunaError
@@ -62,7 +65,7 @@ class _Mail:
     params: dict[str, Any]
     customer: dict[str, Any]
     key: str
-    message: Message | None = None
+    message: Message | OutgoingEmail | None = None
     error: Exception | None = None
 
 
@@ -86,26 +89,51 @@ class SMTPPool:
         return sender
 
     def send_all(
-        self, settings: Any, mails: Sequence[_Mail], on_sent: Callable[[_Mail], None]
+        self,
+        settings: Any,
+        mails: Sequence[_Mail],
+        on_sent: Callable[[list[_Mail]], None],
+        concurrent: int = 1,
     ) -> None:
         """Send every built message; failures are stored on the mail, never raised.
 
-        ``on_sent`` runs in the sending thread right after the server accepted
-        the message, so the ledger says ``sent`` before the next message on
-        that connection leaves: a crash can repeat at most the messages in
-        flight, one per connection, each with its original Message-ID.
+        Each connection sends its next message only once the previous one is
+        ledgered ``sent`` (``on_sent``, called with every message accepted
+        since the last call — a group commit shared by the connections), so
+        a crash can repeat at most the messages in flight, one per
+        connection, each with its original Message-ID. An error while
+        ledgering stops the batch and is raised: the rows stay ``sending``
+        and the next pass resends them, at least once.
         """
+        queue = deque(mails)
+        threads = min(self.size, len(mails))
+        ledger = _GroupCommit(on_sent, threads, concurrent)
 
-        def one(mail: _Mail) -> None:
-            assert mail.message is not None
+        def drain() -> None:
+            sender = self._sender()
             try:
-                self._sender().send(settings, mail.message)
-            except (RetryLater, PermanentFailure) as exc:
-                mail.error = exc
-                return
-            on_sent(mail)
+                while queue:
+                    try:
+                        mail = queue.popleft()
+                    except IndexError:
+                        return
+                    assert mail.message is not None
+                    try:
+                        sender.send(settings, mail.message)
+                    except (RetryLater, PermanentFailure) as exc:
+                        mail.error = exc
+                        continue
+                    try:
+                        ledger.mark(mail)
+                    except BaseException:
+                        queue.clear()  # the database failed: send nothing more
+                        raise
+            finally:
+                ledger.leave()
 
-        list(self._executor.map(one, mails))
+        futures = [self._executor.submit(drain) for _ in range(threads)]
+        for future in futures:
+            future.result()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -113,6 +141,83 @@ class SMTPPool:
             for sender in self._senders:
                 sender.close()
             self._senders.clear()
+
+
+class _GroupCommit:
+    """Ledger accepted messages of several sending threads in shared transactions.
+
+    A thread that has a message accepted adds it to the open group and
+    waits until a transaction containing it has committed. A waiter commits
+    the open group once every connection not already waiting on a commit
+    has a message in it (none can add more: each waits for its own), or
+    after ``linger`` seconds, so one slow connection does not hold the
+    others back. Up to ``concurrent`` groups commit at once: on PostgreSQL
+    their WAL flushes overlap; SQLite has one writer, so one. One commit
+    per message would make the database, not SMTP, the limit.
+    """
+
+    def __init__(
+        self,
+        commit: Callable[[list[_Mail]], None],
+        active: int,
+        concurrent: int = 1,
+        linger: float = 0.002,
+    ) -> None:
+        self._commit = commit
+        self._cond = threading.Condition()
+        self._open: list[_Mail] = []
+        self._next = 0  # number of the open group
+        self._done: set[int] = set()
+        self._failed: dict[int, BaseException] = {}
+        self._active = active  # sending threads still running
+        self._waiting = 0  # of them, those whose message is in a committing group
+        self._committing = 0
+        self._concurrent = concurrent
+        self._linger = linger
+
+    def leave(self) -> None:
+        """A sending thread has no more messages: the others no longer wait for it."""
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def mark(self, mail: _Mail) -> None:
+        """Return once ``mail`` is committed as sent; raise if its group failed."""
+        with self._cond:
+            self._open.append(mail)
+            mine = self._next
+            deadline = time.monotonic() + self._linger
+            while mine not in self._done:
+                if mine != self._next:  # my group is being committed by its leader
+                    self._cond.wait()
+                    continue
+                left = deadline - time.monotonic()
+                free = self._committing < self._concurrent
+                if free and (len(self._open) >= self._active - self._waiting or left <= 0):
+                    break
+                self._cond.wait(max(left, 0.0) if free else None)
+            else:
+                if mine in self._failed:
+                    raise self._failed[mine]
+                return
+            group, self._open = self._open, []
+            self._next += 1
+            self._committing += 1
+            self._waiting += len(group)
+        error: BaseException | None = None
+        try:
+            self._commit(group)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            with self._cond:
+                if error is not None:
+                    self._failed[mine] = error
+                self._done.add(mine)
+                self._committing -= 1
+                self._waiting -= len(group)
+                self._cond.notify_all()
 
 
 def _email_params(journey: Journey, step_id: str | None) -> dict[str, Any] | None:
@@ -131,8 +236,9 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
     """Take the plain email steps among ``run_ids``.
 
     Returns the runs it advanced, and among them those with another step
-    due right away (which the single path continues). The runs it does not
-    return are untouched and go through the single path.
+    due right away (which the single path continues); the leases of the
+    others are given back with their new state. The runs it does not return
+    are untouched and go through the single path.
     """
     from kizuna.automation.runner import (
         MAX_ATTEMPTS,
@@ -153,21 +259,27 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
     mails: list[_Mail] = []
     with runner._connect() as conn:
         _begin(conn)
-        runs = conn.execute(
-            sa.select(r).where(
-                r.c.id.in_(ids),
-                r.c.claimed_by == runner.worker,
-                r.c.status == "active",
-                r.c.due_at <= now,
-                r.c.holdout.is_(False),
-            )
-        ).all()
+        # By primary key only, the rest checked here: given ``status`` and
+        # ``due_at`` too, SQLite walks the (status, due_at) index over every
+        # due run of the campaign instead.
+        runs = [
+            run
+            for run in conn.execute(sa.select(r).where(r.c.id.in_(ids)))
+            if run.claimed_by == runner.worker
+            and run.status == "active"
+            and run.due_at is not None
+            and run.due_at <= now
+            and not run.holdout
+        ]
         journeys: dict[int, Journey] = {}
+        steps: dict[tuple[int, str | None], dict[str, Any] | None] = {}
         for run in runs:
             if run.journey_id not in journeys:
                 journeys[run.journey_id] = runner.journey(conn, run.journey_id)
             journey = journeys[run.journey_id]
-            params = _email_params(journey, run.step_id)
+            if (run.journey_id, run.step_id) not in steps:
+                steps[run.journey_id, run.step_id] = _email_params(journey, run.step_id)
+            params = steps[run.journey_id, run.step_id]
             if params is None or params.get("transactional"):
                 continue
             mails.append(
@@ -227,50 +339,59 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
                             mail.step_id, mail.params, mail.customer, tz, now, mail.key, {},
                         )
                     )  # fmt: skip
-                except KizunaError as exc:
+                except (KizunaError, PermanentFailure) as exc:
                     mail.error = PermanentFailure(str(exc))
                 taken.append(mail)
-        base = [
+        # A ``sending`` row carries the Message-ID its message will have (derived
+        # from the key), so marking it sent is one statement for a whole group.
+        rows = [
             {
                 "customer_id": m.run.customer_id, "idempotency_key": m.key, "run_id": m.run.id,
                 "journey_id": m.run.journey_id, "step_id": m.step_id, "action": "email",
-                "marketing": True, "created_at": now,
+                "marketing": True, "created_at": now, "status": "sending", "reason": None,
+                "done_at": None, "message_id": None if m.message is None else message_id(m.message),
             }
-            for m in (*taken, *(m for m, _ in skipped))
+            for m in taken
+        ] + [
+            {
+                "customer_id": m.run.customer_id, "idempotency_key": m.key, "run_id": m.run.id,
+                "journey_id": m.run.journey_id, "step_id": m.step_id, "action": "email",
+                "marketing": True, "created_at": now, "status": "skipped", "reason": reason,
+                "done_at": now, "message_id": None,
+            }
+            for m, reason in skipped
         ]  # fmt: skip
-        reasons = {m.key: reason for m, reason in skipped}
-        if base:
-            conn.execute(
-                sa.insert(s),
-                [
-                    {
-                        **row,
-                        "status": "skipped" if row["idempotency_key"] in reasons else "sending",
-                        "reason": reasons.get(row["idempotency_key"]),
-                        "done_at": now if row["idempotency_key"] in reasons else None,
-                    }
-                    for row in base
-                ],
-            )
+        if rows:
+            conn.execute(sa.insert(s), rows)
         states = {m.run.id: _advanced(m, now, RunState) for m, _ in skipped}
         all_states = dict(states)
         _save_states(conn, runner.worker, states, now)
         _commit(conn)  # the intent to send is durable before any message leaves
 
-    def record_sent(mail: _Mail) -> None:
-        assert mail.message is not None
+    def record_sent(group: list[_Mail]) -> None:
         with runner.engine.begin() as conn:
             conn.execute(
                 sa.update(s)
-                .where(s.c.customer_id == mail.run.customer_id, s.c.idempotency_key == mail.key)
-                .values(
-                    status="sent",
-                    message_id=str(mail.message["Message-ID"]),
-                    done_at=runner.clock(),
+                .where(
+                    # OR of key pairs, not a row-value IN: SQLite answers the
+                    # latter with a scan of the whole ledger.
+                    sa.or_(
+                        *(
+                            sa.and_(
+                                s.c.customer_id == m.run.customer_id, s.c.idempotency_key == m.key
+                            )
+                            for m in group
+                        )
+                    )
                 )
+                .values(status="sent", done_at=runner.clock())
             )
 
-    runner.smtp_pool().send_all(settings, [m for m in taken if m.message is not None], record_sent)
+    # SQLite has one writer; PostgreSQL overlaps the WAL flushes of a few commits.
+    concurrent = 1 if runner.engine.dialect.name == "sqlite" else 4
+    runner.smtp_pool().send_all(
+        settings, [m for m in taken if m.message is not None], record_sent, concurrent
+    )
 
     done_at = runner.clock()
     with runner._connect() as conn:
@@ -298,7 +419,9 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
                     s.c.customer_id == sa.bindparam("b_customer"),
                     s.c.idempotency_key == sa.bindparam("b_key"),
                 )
-                .values(status="dead", reason=sa.bindparam("b_reason"), done_at=done_at),
+                .values(
+                    status="dead", reason=sa.bindparam("b_reason"), done_at=done_at, message_id=None
+                ),
                 [
                     {"b_customer": m.run.customer_id, "b_key": m.key, "b_reason": str(m.error)}
                     for m in dead
@@ -326,26 +449,33 @@ def _advanced(mail: _Mail, now: datetime, run_state: Any) -> Any:
 
 
 def _save_states(conn: sa.Connection, worker: str, states: dict[int, Any], now: datetime) -> None:
-    """Write many runs' new states in one executemany (the single path's ``_save``, batched)."""
-    if not states:
-        return
+    """Write many runs' new states, and give back the leases of those not due again now.
+
+    A campaign moves hundreds of runs to the same next state, so there is
+    one ``UPDATE ... WHERE id IN (...)`` per distinct state rather than one
+    per run (an executemany costs a server round of parse, plan and execute
+    per row on PostgreSQL). Folding the lease release in saves the separate
+    release statement the single path needs.
+    """
     r = at.journey_runs
-    conn.execute(
-        sa.update(r)
-        .where(r.c.id == sa.bindparam("b_id"), r.c.claimed_by == worker)
-        .values(
-            status=sa.bindparam("b_status"), step_id=sa.bindparam("b_step"),
-            waiting=sa.bindparam("b_waiting"), due_at=sa.bindparam("b_due"),
-            waiting_since=sa.bindparam("b_since"),
-            variant=sa.bindparam("b_variant"), attempts=sa.bindparam("b_attempts"),
-            last_error=sa.bindparam("b_error"), finished_at=sa.bindparam("b_finished"),
-        ),
-        [
-            {
-                "b_id": run_id, "b_status": st.status, "b_step": st.step_id, "b_waiting": st.waiting, "b_since": st.waiting_since,
-                "b_due": st.due_at, "b_variant": st.variant, "b_attempts": st.attempts,
-                "b_error": st.last_error, "b_finished": now if st.status != "active" else None,
-            }
-            for run_id, st in states.items()
-        ],
-    )  # fmt: skip
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for run_id, st in states.items():
+        again = st.status == "active" and st.due_at is not None and st.due_at <= now
+        values = (
+            st.status, st.step_id, st.waiting, st.due_at, st.waiting_since, st.variant,
+            st.attempts, st.last_error, not again,
+        )  # fmt: skip
+        groups[values].append(run_id)
+    for values, ids in groups.items():
+        status, step, waiting, due, since, variant, attempts, error, release = values
+        lease: dict[str, Any] = {"claimed_by": None, "claimed_until": None} if release else {}
+        for start in range(0, len(ids), 1000):
+            conn.execute(
+                sa.update(r)
+                .where(r.c.id.in_(sorted(ids)[start : start + 1000]), r.c.claimed_by == worker)
+                .values(
+                    status=status, step_id=step, waiting=waiting, due_at=due,
+                    waiting_since=since, variant=variant, attempts=attempts, last_error=error,
+                    finished_at=now if status != "active" else None, **lease,
+                )
+            )  # fmt: skip

@@ -232,19 +232,9 @@ class Runner:
                 break
             # A run whose email went out may have more to do now (a branch, a
             # second action); the single path continues it and releases it.
+            # The batch path gave back the leases of the others with their new state.
             if run_id not in done or run_id in more:
                 self.process(run_id)
-        if done - more:
-            self.release_many(done - more)
-
-    def release_many(self, run_ids: set[int]) -> None:
-        r = at.journey_runs
-        with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(r)
-                .where(r.c.id.in_(sorted(run_ids)), r.c.claimed_by == self.worker)
-                .values(claimed_by=None, claimed_until=None)
-            )
 
     def journey(self, conn: sa.Connection, journey_id: int) -> Journey:
         row = conn.execute(
