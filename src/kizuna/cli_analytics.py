@@ -60,6 +60,14 @@ def score(
         str | None, typer.Option(help="Score as of this local day (default: today).")
     ] = None,
     as_json: JsonOpt = False,
+    dashboard: Annotated[
+        bool,
+        typer.Option(
+            help="Also compute and store the dashboard's figures of the run, so its pages "
+            "answer at once (minutes at a million customers; without it each page computes "
+            "its figure on first view)."
+        ),
+    ] = True,
 ) -> None:
     """Compute every score (RFM, CLV, P(alive), loyalty matrix, KPIs) and store it as a new run."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -78,7 +86,7 @@ def score(
         def progress(step: str, what: str) -> None:
             bar.update(task, description=f"[bold]{step}[/bold] {what}")
 
-        run, result = scoring.score(ctx, _parse_day(as_of, "as-of"), progress)
+        run, result = scoring.score(ctx, _parse_day(as_of, "as-of"), progress, dashboard=dashboard)
     if as_json:
         _print_json(
             {

@@ -132,7 +132,9 @@ def test_keys_and_scopes(api: Api) -> None:
     for bad in ("Bearer nonsense", "Basic abc", "Bearer kz_12345678_wrong"):
         r = api.client.get("/v1/members/M00000", headers={"Authorization": bad})
         assert r.status_code == 401, bad
-    r = api.get("/v1/members/M00000", scope="pos")
+    # A till reads the member's summary (balance and tier), not the ledger.
+    assert api.get("/v1/members/M00000", scope="pos").status_code == 200
+    r = api.get("/v1/members/M00000/ledger", scope="pos")
     assert r.status_code == 403 and "pos key may not read" in r.json()["detail"]
     r = api.post("/v1/members/M00000/adjustments", {"points": 5, "reason": "goodwill"}, scope="pos")
     assert r.status_code == 403

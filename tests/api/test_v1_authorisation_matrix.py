@@ -44,7 +44,13 @@ TILL = {
     ("POST", "/v1/redemptions/{redemption_id}/cancel"),
     ("POST", "/v1/members/{member_id}/rewards/{reward_id}"),
 }
-POS_ALSO = {("POST", "/v1/referrals"), ("POST", "/v1/reviews")}
+#: A till shows the member's balance and tier before earning or redeeming:
+#: the summary, not the ledger.
+POS_ALSO = {
+    ("POST", "/v1/referrals"),
+    ("POST", "/v1/reviews"),
+    ("GET", "/v1/members/{member_id}"),
+}
 SALES = (TILL - {("POST", "/v1/quotes")}) | {("POST", "/v1/orders:batch")}
 
 

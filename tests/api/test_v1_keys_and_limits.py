@@ -150,7 +150,8 @@ def test_a_bucket_created_between_two_statements_is_spent_from_not_refused(
 
 def test_scope_permissions_are_what_the_docs_promise() -> None:
     assert "personal" not in auth.PERMISSIONS["analyst"]
-    assert auth.PERMISSIONS["analyst"] == {"read"}
+    assert auth.PERMISSIONS["analyst"] == {"read", "member"}
     assert {"write", "ingest", "score"} <= auth.PERMISSIONS["marketer"]
     assert "keys" not in auth.PERMISSIONS["marketer"]
     assert not {"read", "write", "ingest"} & auth.PERMISSIONS["pos"]
+    assert "member" in auth.PERMISSIONS["pos"]  # the member summary, for the till

@@ -16,6 +16,7 @@ from kizuna.ingest.sample import generate
 from kizuna.services import scoring, scoring_jobs
 from kizuna.services.imports import ImportFiles, files_in_folder, import_paths
 from kizuna.store.scoring_tables import scoring_jobs as jobs_table
+from kizuna.store.web_tables import run_artefacts
 
 
 @pytest.fixture
@@ -55,6 +56,14 @@ def test_a_queued_job_is_run_by_the_worker_and_names_its_run(sampled: Api) -> No
     assert done["run_id"] == latest.id and str(latest.as_of) == "2026-10-31"
     assert api.get(f"/v1/scoring-runs/{done['run_id']}").json()["customers"] == latest.customers
     assert done["started_at"] <= done["finished_at"]
+    # The worker also stored the dashboard's figures of the run for every process.
+    with api.ctx.engine.connect() as conn:
+        keys = set(
+            conn.execute(
+                sa.select(run_artefacts.c.key).where(run_artefacts.c.run_id == latest.id)
+            ).scalars()
+        )
+    assert {"matrix", "rfm", "drivers"} <= keys
     # Once it is done, a new request queues a new job.
     third = api.post("/v1/scoring-jobs", {}).json()
     assert third["id"] != job["id"] and third["status"] == "queued"

@@ -25,7 +25,9 @@ from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
 
 SCOPES = ("admin", "marketer", "analyst", "pos")
-#: What each scope may do. A POS key may only quote, earn, redeem and refund;
+#: What each scope may do. A POS key may only quote, earn, redeem and refund,
+#: and read a member's summary (``member``: balance, expiring points, tier and
+#: progress, which a till shows before earning or redeeming; not the ledger);
 #: an analyst key only reads, and sees personal data masked (no ``personal``).
 #: ``write`` covers segments, journeys and measures; ``score`` starts scoring
 #: runs; ``ingest`` loads data; ``keys`` manages API keys.
@@ -33,6 +35,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset(
         {
             "read",
+            "member",
             "quote",
             "earn",
             "redeem",
@@ -52,6 +55,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "marketer": frozenset(
         {
             "read",
+            "member",
             "quote",
             "adjust",
             "actions",
@@ -63,11 +67,12 @@ PERMISSIONS: dict[str, frozenset[str]] = {
             "personal",
         }
     ),
-    "analyst": frozenset({"read"}),
-    "pos": frozenset({"quote", "earn", "redeem", "refund"}),
+    "analyst": frozenset({"read", "member"}),
+    "pos": frozenset({"member", "quote", "earn", "redeem", "refund"}),
 }
 #: How a refusal names what the key tried to do.
 ACTIONS: dict[str, str] = {
+    "member": "read member summaries",
     "write": "change segments, journeys or measures",
     "score": "start scoring runs",
     "ingest": "ingest data",

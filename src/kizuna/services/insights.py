@@ -15,26 +15,42 @@ stage snapshots of the last twelve months), and what is most common at each
 stage over the last :data:`WINDOW_DAYS` days before the run's date: event
 types and order channels (touchpoints), journey sends (messages), and the
 themes and key terms of survey comments (:mod:`kizuna.analytics.text`).
+
+Behind the per-process cache, each result is stored once per run in
+``run_artefacts`` (:mod:`kizuna.services.run_artefacts`): the end of a
+scoring run computes personas, drivers and the journey map of every persona
+(:func:`precompute`), so no visitor waits for k-means or the tokeniser and a
+new process reads one row instead of recomputing. The map's per-customer
+inputs (stages, monthly moves, window aggregates, comments) are read once
+for all the maps of a run, not once per persona.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import sqlalchemy as sa
 
 from kizuna.analytics import lifecycle
 from kizuna.bootstrap import Context
 from kizuna.errors import NotFound
+from kizuna.services import run_artefacts as ra
 from kizuna.services.scoring import RunInfo, latest_run
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
 from kizuna.store.scoring_tables import customer_scores
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from kizuna.analytics import engine
 
 #: Personas the pages cluster into (the CLI's default too).
 DEFAULT_PERSONAS = 6
@@ -92,26 +108,41 @@ class PersonaView:
     assignments: dict[str, int]
 
 
-def persona_view(ctx: Context, k: int = DEFAULT_PERSONAS) -> PersonaView:
-    """Personas of the latest scoring run (:class:`NotFound` without one)."""
+def _compute_personas(ctx: Context, run: RunInfo, k: int) -> PersonaView:
+    """k-means on the run's features, with every customer's persona."""
     from kizuna.analytics.personas import personas
     from kizuna.services.analytics_queries import scores_frame
 
+    result = personas(scores_frame(ctx), k=k)
+    assignments = dict(
+        zip(
+            result.assignments["customer_id"].astype(str),
+            result.assignments["persona"].astype(int),
+            strict=True,
+        )
+    )
+    clusters = [{str(key): v for key, v in r.items()} for r in result.clusters.to_dict("records")]
+    return PersonaView(run, k, clusters, assignments)
+
+
+def persona_view(ctx: Context, k: int = DEFAULT_PERSONAS) -> PersonaView:
+    """Personas of the latest scoring run (:class:`NotFound` without one).
+
+    Read from the run's stored artefact, the view carries the clusters but
+    no ``assignments`` (a million ids are not read to draw six rows); the
+    journey map of a persona that was not stored recomputes them.
+    """
     run = latest_run(ctx)
 
     def make() -> PersonaView:
-        result = personas(scores_frame(ctx), k=k)
-        assignments = dict(
-            zip(
-                result.assignments["customer_id"].astype(str),
-                result.assignments["persona"].astype(int),
-                strict=True,
-            )
-        )
-        clusters = [
-            {str(key): v for key, v in r.items()} for r in result.clusters.to_dict("records")
-        ]
-        return PersonaView(run, k, clusters, assignments)
+        key = f"personas:{k}"
+        with ctx.engine.connect() as conn:
+            found = ra.read(conn, run.id, key)
+        if found is not None:
+            return PersonaView(run, k, found[1]["clusters"], {})
+        view = _compute_personas(ctx, run, k)
+        ra.write(ctx.engine, run.id, key, {"k": k, "clusters": view.clusters})
+        return view
 
     return _cached(ctx, run, ("personas", k), make)
 
@@ -133,13 +164,13 @@ def driver_view(ctx: Context) -> DriverView:
 
     run = latest_run(ctx)
 
-    def make() -> DriverView:
+    def rows() -> list[dict[str, Any]]:
         frame = drivers_frame(ctx)
-        return DriverView(
-            run, [{str(key): v for key, v in r.items()} for r in frame.to_dict("records")]
-        )
+        return [{str(key): v for key, v in r.items()} for r in frame.to_dict("records")]
 
-    return _cached(ctx, run, ("drivers",), make)
+    return _cached(
+        ctx, run, ("drivers",), lambda: DriverView(run, ra.for_run(ctx, run, "drivers", rows))
+    )
 
 
 # --- the customer journey map --------------------------------------------------
@@ -185,33 +216,44 @@ def _stages(conn: sa.Connection, run: RunInfo) -> dict[int, tuple[str, str]]:
     return {int(cid): (str(ext), str(stage)) for cid, ext, stage in conn.execute(query)}
 
 
-def _monthly_moves(ctx: Context, keep: set[int]) -> Counter[tuple[str, str]]:
-    """(stage at a month end, stage at the next) pairs over the last twelve months.
+def _customer_moves(ctx: Context, data: engine.Dataset | None = None) -> pd.DataFrame:
+    """Every (customer_id, stage at a month end, stage at the next) over the last twelve months.
 
     The same snapshots as ``kizuna lifecycle`` (attitude signals and
     advocacy included), per customer so that a persona's customers can be
-    counted alone.
+    counted alone; joined in pandas (a dict per customer-month took tens of
+    seconds on a million customers).
     """
-    from kizuna.analytics import engine
+    import pandas as pd
+
     from kizuna.services.scoring import analytics_connection, lifecycle_snapshots
 
-    data = engine.load(ctx, analytics_connection(ctx))
+    if data is None:  # the scoring run passes what it extracted; a page loads afresh
+        from kizuna.analytics import engine as analytics_engine
+
+        data = analytics_engine.load(ctx, analytics_connection(ctx))
     months = data.arrow["orders"]["ordered_at_month"].to_pylist()
     if not months:
-        return Counter()
+        return pd.DataFrame({"customer_id": [], "stage": [], "after": []})
     end = int(max(months))
     snaps = lifecycle_snapshots(ctx, data, list(range(end - 12, end + 1))).to_pandas()
-    at_month = {
-        (int(cid), int(month)): str(stage)
-        for cid, month, stage in snaps[["customer_id", "month", "stage"]].itertuples(index=False)
-        if int(cid) in keep
-    }
-    moves: Counter[tuple[str, str]] = Counter()
-    for (cid, month), stage in at_month.items():
-        after = at_month.get((cid, month + 1))
-        if after is not None:
-            moves[(stage, after)] += 1
-    return moves
+    snaps = snaps[["customer_id", "month", "stage"]].drop_duplicates(
+        ["customer_id", "month"], keep="last"
+    )
+    later = snaps.assign(month=snaps["month"] - 1).rename(columns={"stage": "after"})
+    pairs = snaps.merge(later, on=["customer_id", "month"])
+    return pairs[["customer_id", "stage", "after"]]
+
+
+def _monthly_moves(moves: pd.DataFrame, keep: set[int]) -> Counter[tuple[str, str]]:
+    """(stage at a month end, stage at the next) pairs of the customers in ``keep``."""
+    mine = moves[moves["customer_id"].isin(keep)]
+    counts = mine.groupby(["stage", "after"]).size()
+    out: Counter[tuple[str, str]] = Counter()
+    for key, n in counts.to_dict().items():
+        pair = cast(tuple[str, str], key)
+        out[(str(pair[0]), str(pair[1]))] = int(n)
+    return out
 
 
 def _per_stage(
@@ -227,18 +269,13 @@ def _per_stage(
 
 
 def _feedback(
-    conn: sa.Connection, stage_of: dict[int, str], start: datetime, end: datetime
+    comments: Iterable[tuple[Any, Any, Any]], stage_of: dict[int, str]
 ) -> dict[str, tuple[list[tuple[str, int]], list[tuple[str, int]], int]]:
     """(themes, key terms, comments) of the window's survey comments, per stage."""
     from kizuna.analytics.text import Doc, doc_themes, key_terms
 
-    a = t.survey_answers.c
     docs: dict[str, list[Doc]] = defaultdict(list)
-    for cid, text, language in conn.execute(
-        sa.select(a.customer_id, a.comment, a.language).where(
-            a.comment.is_not(None), a.answered_at >= start, a.answered_at < end
-        )
-    ):
+    for cid, text, language in comments:
         stage = stage_of.get(int(cid))
         if stage is not None and text and str(text).strip():
             docs[stage].append(Doc(str(text), language, customer_id=int(cid)))
@@ -254,49 +291,95 @@ def _feedback(
 def journey_map(ctx: Context, persona: int | None = None, k: int = DEFAULT_PERSONAS) -> JourneyMap:
     """The lifecycle stages of the latest run as a journey map (for one persona, or all)."""
     run = latest_run(ctx)
-    return _cached(ctx, run, ("journey_map", persona, k), lambda: _build_map(ctx, run, persona, k))
+    # The map quotes key terms of comments: an erasure since it was stored
+    # (the mark moves) rebuilds it, here and in every process's memo.
+    with ctx.engine.connect() as conn:
+        mark = ra.erasure_mark(conn)
+
+    def make() -> JourneyMap:
+        key = f"journey_map:{k}:{'all' if persona is None else persona}"
+        with ctx.engine.connect() as conn:
+            found = ra.read(conn, run.id, key)
+        if found is not None and found[0] == mark:
+            return _map_of(run, found[1])
+        built = _build_map(ctx, run, persona, k, _inputs(ctx, run))
+        ra.write(ctx.engine, run.id, key, _map_doc(built), mark)
+        return built
+
+    return _cached(ctx, run, ("journey_map", persona, k, mark), make)
 
 
-def _build_map(ctx: Context, run: RunInfo, persona: int | None, k: int) -> JourneyMap:
+@dataclass
+class _MapInputs:
+    """What every journey map of a run reads: once for all the personas' maps."""
+
+    start: datetime
+    end: datetime
+    stages: dict[int, tuple[str, str]]
+    touch: list[tuple[Any, str, int]]
+    channels: list[tuple[Any, str, int]]
+    messages: list[tuple[Any, str, int]]
+    comments: list[tuple[Any, Any, Any]]
+    moves: pd.DataFrame
+
+
+def _inputs(ctx: Context, run: RunInfo, data: engine.Dataset | None = None) -> _MapInputs:
     end = datetime.combine(
         run.as_of + timedelta(days=1), time(), tzinfo=ctx.settings.tz
     ).astimezone(UTC)
     start = end - timedelta(days=WINDOW_DAYS)
+    e, o, s, j, a = t.events.c, t.orders.c, at.sends.c, at.journeys.c, t.survey_answers.c
     with ctx.engine.connect() as conn:
         stages = _stages(conn, run)
-        if persona is not None:
-            members = {ext for ext, p in persona_view(ctx, k).assignments.items() if p == persona}
-            if not members:
-                raise NotFound(f"no persona {persona} in the latest run")
-            stages = {cid: v for cid, v in stages.items() if v[0] in members}
-        stage_of = {cid: stage for cid, (_, stage) in stages.items()}
-        e, o, s, j = t.events.c, t.orders.c, at.sends.c, at.journeys.c
-        touch = _per_stage(
-            conn.execute(
-                sa.select(e.customer_id, e.type, sa.func.count())
-                .where(e.customer_id.is_not(None), e.occurred_at >= start, e.occurred_at < end)
-                .group_by(e.customer_id, e.type)
-            ),
-            stage_of,
-        )
-        channels = _per_stage(
-            conn.execute(
-                sa.select(o.customer_id, o.channel, sa.func.count())
-                .where(o.ordered_at >= start, o.ordered_at < end)
-                .group_by(o.customer_id, o.channel)
-            ),
-            stage_of,
-        )
-        messages = _per_stage(
-            conn.execute(
-                sa.select(s.customer_id, j.name, sa.func.count())
-                .select_from(at.sends.join(at.journeys, j.id == s.journey_id))
-                .group_by(s.customer_id, j.name)
-            ),
-            stage_of,
-        )
-        feedback = _feedback(conn, stage_of, start, end)
-    moves = _monthly_moves(ctx, set(stage_of))
+        touch = conn.execute(
+            sa.select(e.customer_id, e.type, sa.func.count())
+            .where(e.customer_id.is_not(None), e.occurred_at >= start, e.occurred_at < end)
+            .group_by(e.customer_id, e.type)
+        ).all()
+        channels = conn.execute(
+            sa.select(o.customer_id, o.channel, sa.func.count())
+            .where(o.ordered_at >= start, o.ordered_at < end)
+            .group_by(o.customer_id, o.channel)
+        ).all()
+        messages = conn.execute(
+            sa.select(s.customer_id, j.name, sa.func.count())
+            .select_from(at.sends.join(at.journeys, j.id == s.journey_id))
+            .group_by(s.customer_id, j.name)
+        ).all()
+        comments = conn.execute(
+            sa.select(a.customer_id, a.comment, a.language).where(
+                a.comment.is_not(None), a.answered_at >= start, a.answered_at < end
+            )
+        ).all()
+    return _MapInputs(
+        start, end, stages, [tuple(r) for r in touch], [tuple(r) for r in channels],
+        [tuple(r) for r in messages], [tuple(r) for r in comments], _customer_moves(ctx, data),
+    )  # fmt: skip
+
+
+def _build_map(
+    ctx: Context,
+    run: RunInfo,
+    persona: int | None,
+    k: int,
+    inputs: _MapInputs,
+    view: PersonaView | None = None,
+) -> JourneyMap:
+    start, end, stages = inputs.start, inputs.end, inputs.stages
+    if persona is not None:
+        view = view or persona_view(ctx, k)
+        if not view.assignments:  # read from the stored artefact: recompute the members
+            view = _compute_personas(ctx, run, k)
+        members = {ext for ext, p in view.assignments.items() if p == persona}
+        if not members:
+            raise NotFound(f"no persona {persona} in the latest run")
+        stages = {cid: v for cid, v in stages.items() if v[0] in members}
+    stage_of = {cid: stage for cid, (_, stage) in stages.items()}
+    touch = _per_stage(inputs.touch, stage_of)
+    channels = _per_stage(inputs.channels, stage_of)
+    messages = _per_stage(inputs.messages, stage_of)
+    feedback = _feedback(inputs.comments, stage_of)
+    moves = _monthly_moves(inputs.moves, set(stage_of))
     counts = Counter(stage_of.values())
     total = sum(counts.values())
     columns = []
@@ -326,3 +409,73 @@ def _build_map(ctx: Context, run: RunInfo, persona: int | None, k: int) -> Journ
             )
         )
     return JourneyMap(run, persona, start, end, columns, total)
+
+
+# --- stored artefacts -----------------------------------------------------------
+
+
+def _map_doc(m: JourneyMap) -> dict[str, Any]:
+    return {
+        "persona": m.persona,
+        "window_start": m.window_start.isoformat(),
+        "window_end": m.window_end.isoformat(),
+        "customers": m.customers,
+        "columns": [dataclasses.asdict(c) for c in m.columns],
+    }
+
+
+_PAIRS = ("moves", "touchpoints", "channels", "messages", "themes", "terms")
+
+
+def _map_of(run: RunInfo, doc: dict[str, Any]) -> JourneyMap:
+    columns = [
+        StageColumn(**{**c, **{f: [tuple(p) for p in c[f]] for f in _PAIRS}})
+        for c in doc["columns"]
+    ]
+    return JourneyMap(
+        run,
+        doc["persona"],
+        datetime.fromisoformat(doc["window_start"]),
+        datetime.fromisoformat(doc["window_end"]),
+        columns,
+        int(doc["customers"]),
+    )
+
+
+def precompute(
+    ctx: Context, run: RunInfo, k: int = DEFAULT_PERSONAS, data: engine.Dataset | None = None
+) -> None:
+    """Store personas, key drivers and the journey map of all and of every persona.
+
+    Called at the end of each scoring run (through :mod:`run_artefacts`); the
+    map inputs are read once for all ``k + 1`` maps.
+    """
+    from kizuna.errors import ValidationError
+
+    try:
+        view = _compute_personas(ctx, run, k)
+    except (NotFound, ValidationError):  # too few customers to cluster: pages say so
+        view = None
+    if view is not None:
+        ra.write(ctx.engine, run.id, f"personas:{k}", {"k": k, "clusters": view.clusters})
+        light = PersonaView(run, k, view.clusters, {})  # a million ids stay out of the cache
+        with _lock:
+            _cache[(str(ctx.engine.url), str(ctx.settings.workspace), run.id, "personas", k)] = (
+                light
+            )
+    with contextlib.suppress(NotFound, ValidationError, KeyError, ValueError):
+        driver_view(ctx)
+    with ctx.engine.connect() as conn:
+        mark = ra.erasure_mark(conn)  # before reading: a later erasure moves it on
+    inputs = _inputs(ctx, run, data)
+    personas_of = [None] + ([int(c["persona"]) for c in view.clusters] if view else [])
+    for persona in personas_of:
+        key = f"journey_map:{k}:{'all' if persona is None else persona}"
+        try:
+            built = _build_map(ctx, run, persona, k, inputs, view)
+            ra.write(ctx.engine, run.id, key, _map_doc(built), mark)
+        except NotFound:
+            continue
+
+
+ra.register("insights", lambda ctx, run, data: precompute(ctx, run, data=data))

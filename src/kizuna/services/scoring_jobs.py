@@ -264,6 +264,7 @@ def run(ctx: Context, job: JobInfo, worker: str, now: Clock = _utcnow) -> JobInf
         info, _ = scoring.score(
             ctx,
             as_of=job.as_of,
+            dashboard=True,
             progress=lambda stage, _what: _beat(ctx, job.id, worker, now(), stage),
         )
     except KizunaError as exc:

@@ -38,3 +38,20 @@ dashboard_audit = sa.Table(
     sa.Column("action", sa.String(32), nullable=False),
     sa.Column("detail", JSONDoc, nullable=False),
 )
+
+#: What the dashboard shows that a scoring run fixes (matrix, RFM, personas,
+#: drivers, journey map...), computed once at the end of the run and read by
+#: every process as one row (:mod:`kizuna.services.run_artefacts`). ``run_id``
+#: 0 holds workspace-level figures (overview, KPIs, cohorts, lifecycle) that
+#: follow the data rather than a run: their ``fingerprint`` names the data
+#: they were computed on and a reader recomputes when it no longer matches.
+#: No foreign key: run 0 is not a run, and a row of a deleted run is inert.
+run_artefacts = sa.Table(
+    "run_artefacts",
+    metadata,
+    sa.Column("run_id", Id, primary_key=True, autoincrement=False),
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("fingerprint", sa.String(1000), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+)

@@ -13,8 +13,10 @@ from kizuna.domain import schedule
 from kizuna.domain.ledger import Balance, Book
 from kizuna.domain.programme import Programme
 from kizuna.domain.tiers import progress
+from kizuna.errors import NotFound, ValidationError
 from kizuna.services.programme import config
 from kizuna.services.programme.store import (
+    MAX_ID,
     Account,
     customer_id_of,
     load_book,
@@ -198,15 +200,106 @@ def qualifying(
     return int(uow.conn.execute(_QUALIFYING[basis], params).scalar_one())
 
 
+_ac = pt.point_accounts.c
+#: The member and their account (if enrolled) in one round trip.
+_MEMBER_ACCOUNT = sa.select(
+    t.customers.c.id.label("cid"),
+    _ac.customer_id,
+    _ac.pending,
+    _ac.available,
+    _ac.reserved,
+    _ac.debt,
+    _ac.tier,
+    _ac.tier_since,
+    _ac.tier_review_at,
+    _ac.member_since,
+    _ac.last_activity_at,
+    _ac.birthday_year,
+    _ac.next_due_at,
+).select_from(t.customers.outerjoin(pt.point_accounts, _ac.customer_id == t.customers.c.id))
+
+
+def _with_qualifying(basis: str) -> sa.Select[Any]:
+    """:data:`_MEMBER_ACCOUNT` plus the qualifying total of a window known beforehand."""
+    window = (
+        _e.customer_id == t.customers.c.id,
+        _e.at >= sa.bindparam("start"),
+        _e.at < sa.bindparam("end"),
+    )
+    total = {
+        "spend": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_spend), 0)).where(*window),
+        "orders": sa.select(sa.func.count()).where(
+            *window, _e.kind == "earn", _e.qualifying_spend > 0
+        ),
+        "points": sa.select(sa.func.coalesce(sa.func.sum(_e.qualifying_points), 0)).where(*window),
+    }[basis]
+    return _MEMBER_ACCOUNT.add_columns(total.scalar_subquery().label("qualifying")).where(
+        t.customers.c.external_id == sa.bindparam("ext")
+    )
+
+
+_MEMBER_BY_EXTERNAL_ID = _MEMBER_ACCOUNT.where(t.customers.c.external_id == sa.bindparam("ext"))
+_MEMBER_WITH_QUALIFYING = {basis: _with_qualifying(basis) for basis in _QUALIFYING}
+
+
+def _read_member(
+    uow: UnitOfWork, member: str, programme: Programme, now: datetime
+) -> tuple[int, Account | None, int | None]:
+    """(customer id, account or None, qualifying total if already known) of a member.
+
+    The hot path of :func:`summary`: one statement finds the member, reads
+    the account and, when the tier window does not depend on the member
+    (calendar year, rolling days), sums the qualifying activity too.
+    """
+    if not member or len(member) > MAX_ID:
+        raise ValidationError(f"member id must be 1 to {MAX_ID} characters, got {member!r}")
+    known_window = programme.tier_window != "anniversary"
+    if known_window:
+        start, end = schedule.tier_window(programme, now, now)
+        query = _MEMBER_WITH_QUALIFYING[programme.tier_basis]
+        row = uow.conn.execute(query, {"ext": member, "start": start, "end": end}).first()
+    else:
+        row = uow.conn.execute(_MEMBER_BY_EXTERNAL_ID, {"ext": member}).first()
+    if row is None:
+        raise NotFound(f"unknown member {member!r}: import or create the customer first")
+    if row.customer_id is None:
+        return int(row.cid), None, None
+    account = Account(
+        int(row.cid),
+        member,
+        Balance(row.pending, row.available, row.reserved, row.debt),
+        row.tier,
+        row.tier_since,
+        row.tier_review_at,
+        row.member_since,
+        row.last_activity_at,
+        row.birthday_year,
+        row.next_due_at,
+    )
+    return int(row.cid), account, int(row.qualifying) if known_window else None
+
+
 def summary(
     uow: UnitOfWork, member: str, now: datetime | None = None, soon_days: int = EXPIRING_SOON_DAYS
 ) -> dict[str, Any]:
-    """Available, pending, expiring soon, tier and progress: what a member page shows."""
+    """Available, pending, expiring soon, tier and progress: what a member page shows.
+
+    One statement in the common case (a member's own points, nothing due
+    before the "expiring soon" horizon): the account row's ``next_due_at``
+    is never later than the soonest release or expiry of a live lot, so when
+    it lies beyond the horizon no lot can be released, expire or be listed
+    as expiring soon, and the stored balance is the member's balance.
+    """
     now = now or datetime.now(UTC)
-    customer_id, holder = wallet_of(uow, member, now)
     active = config.active_programme(uow)
     programme = active.programme
-    account = read_account(uow, customer_id, holder)
+    horizon = now + timedelta(days=soon_days)
+    known: int | None = None
+    if programme.pool == "account":
+        customer_id, holder = wallet_of(uow, member, now)
+        account = read_account(uow, customer_id, holder)
+    else:
+        customer_id, account, known = _read_member(uow, member, programme, now)
     if account is None:
         return {
             "member_id": member,
@@ -216,10 +309,12 @@ def summary(
             "progress": None,
             "point_name": programme.point_name,
         }
-    book = load_book(uow, account, programme.negative_policy)
-    book.release(now)
-    book.expire(now)
-    horizon = now + timedelta(days=soon_days)
+    if account.next_due_at is not None and account.next_due_at > horizon:
+        book = Book((), account.balance, (), programme.negative_policy)
+    else:
+        book = load_book(uow, account, programme.negative_policy)
+        book.release(now)
+        book.expire(now)
     soon = [
         {"points": lot.remaining, "expires_at": lot.expires_at.isoformat(), "source": lot.source}
         for lot in sorted(book.lots, key=lambda x: x.sort_key())
@@ -229,7 +324,11 @@ def summary(
         and lot.expires_at <= horizon
     ]
     start, end = schedule.tier_window(programme, now, account.member_since)
-    q = qualifying(uow, customer_id, programme.tier_basis, start, end)
+    q = (
+        known
+        if known is not None
+        else qualifying(uow, customer_id, programme.tier_basis, start, end)
+    )
     p = progress(programme, account.tier, q)
     return {
         "member_id": member,

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from kizuna.analytics.text import DEFAULT_THEMES, Doc
+from kizuna.services import dashboard_figures as figures
 from kizuna.services import survey_feedback as sf
 from kizuna.services.surveys import survey_stats
 from kizuna.services.users import User
@@ -69,11 +70,15 @@ def _theme_label(request: Request, theme: str) -> str:
 # --- themes ---------------------------------------------------------------------
 
 
+def _themes(request: Request) -> figures.FeedbackThemes:
+    """Themes and terms of the chosen sources, stored per state of the comments."""
+    return figures.feedback_themes(context_of(request), _source(request))
+
+
 @router.get("/voice/themes")
 def themes_page(request: Request, user: AnyUser) -> Response:
-    docs = _docs(request)
-    summary = sf.theme_summary(docs)
-    contrast = sf.compare(docs)
+    found = _themes(request)
+    summary, contrast = found.summary, found.contrast
     ends = contrast[:TOP_TERMS] + contrast[max(TOP_TERMS, len(contrast) - TOP_TERMS) :][::-1]
     terms = [r for r in ends if r.z]
     chart = {
@@ -90,7 +95,7 @@ def themes_page(request: Request, user: AnyUser) -> Response:
         "layout": _layout(xaxis={"title": {"text": "z"}, "zeroline": True}),
     }
     return render(
-        request, "voice/themes.html", docs=len(docs), summary=summary, terms=terms, chart=chart,
+        request, "voice/themes.html", docs=found.docs, summary=summary, terms=terms, chart=chart,
         source=request.query_params.get("source", ""), sources=sf.SOURCES,
         label=lambda theme: _theme_label(request, theme),
     )  # fmt: skip
@@ -101,7 +106,7 @@ def themes_csv(request: Request, user: AnyUser) -> Response:
     rows = (
         (r.theme, r.mentions, round(r.share, 4), _round(r.detractor_share),
          _round(r.promoter_share), _round(r.mean_sentiment))
-        for r in sf.theme_summary(_docs(request))
+        for r in _themes(request).summary
     )  # fmt: skip
     header = ("theme", "comments", "share", "detractor_share", "promoter_share", "sentiment")
     return csv_response(context_of(request).engine, user, "feedback_themes", header, rows)
@@ -111,7 +116,7 @@ def themes_csv(request: Request, user: AnyUser) -> Response:
 def terms_csv(request: Request, user: AnyUser) -> Response:
     rows = (
         (r.term, r.key, r.count_a, r.count_b, round(r.z, 4), round(r.delta, 4))
-        for r in sf.compare(_docs(request))
+        for r in _themes(request).contrast
     )
     header = ("term", "key", "detractor_comments", "promoter_comments", "z", "log_odds")
     return csv_response(context_of(request).engine, user, "feedback_terms", header, rows)
