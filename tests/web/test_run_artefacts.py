@@ -165,3 +165,39 @@ def test_an_erasure_rebuilds_every_stored_figure_that_quotes_comments(
         after = ra.read(conn, run.id, key)
         assert after is not None and after[0] == ra.erasure_mark(conn) != before[0]
         assert ra.fingerprint(conn, figures.FEEDBACK_TABLES) != voice_before
+
+
+def test_feedback_trends_are_stored_per_day_and_equal_the_live_computation(
+    scored: tuple[Context, RunInfo],
+) -> None:
+    from kizuna.services import survey_feedback as sf
+
+    ctx, _ = scored
+    day = date(2026, 11, 26)
+    stored = figures.feedback_trends(ctx, sf.SOURCES, day)
+    docs = sf.load_docs(ctx.engine, ctx.settings, sf.SOURCES)
+    assert stored.trends and stored.trends == sf.trends(docs)
+    live = sf.churn_by_theme(ctx.engine, ctx.settings, docs, as_of=stored.as_of)
+    assert stored.churn == live and any(r.customers_with for r in live)
+    assert stored.as_of == datetime(2026, 11, 25, 15, 0, tzinfo=UTC)  # midnight in Tokyo
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(run_artefacts.c.key, run_artefacts.c.fingerprint).where(
+                run_artefacts.c.run_id == ra.WORKSPACE,
+                run_artefacts.c.key.like("voice_trends:%"),
+            )
+        ).all()
+    assert [fp.endswith(";2026-11-26") for _, fp in rows] == [True]
+    # The next day the figures are made again (one row per source set, not per day).
+    figures.feedback_trends(ctx, sf.SOURCES, date(2026, 11, 27))
+    with ctx.engine.connect() as conn:
+        fps = (
+            conn.execute(
+                sa.select(run_artefacts.c.fingerprint).where(
+                    run_artefacts.c.key.like("voice_trends:%")
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert len(fps) == 1 and fps[0].endswith(";2026-11-27")

@@ -155,10 +155,16 @@ def for_run(ctx: Context, run: RunInfo, key: str, make: Callable[[], Any]) -> An
     return json.loads(dumps(doc))
 
 
-def for_data(ctx: Context, key: str, tables: tuple[str, ...], make: Callable[[], Any]) -> Any:
-    """The workspace-level artefact ``key``, recomputed when ``tables`` changed."""
+def for_data(
+    ctx: Context, key: str, tables: tuple[str, ...], make: Callable[[], Any], extra: str = ""
+) -> Any:
+    """The workspace-level artefact ``key``, recomputed when ``tables`` changed.
+
+    ``extra`` joins the fingerprint: e.g. the day, for a figure that also
+    depends on the date it is computed on.
+    """
     with ctx.engine.connect() as conn:
-        fp = fingerprint(conn, tables)
+        fp = fingerprint(conn, tables) + (f";{extra}" if extra else "")
         found = read(conn, WORKSPACE, key)
     if found is not None and found[0] == fp:
         return found[1]

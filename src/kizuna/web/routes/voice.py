@@ -132,8 +132,8 @@ def _round(value: float | None) -> float | None:
 @router.get("/voice/trends")
 def trends_page(request: Request, user: AnyUser) -> Response:
     ctx = context_of(request)
-    docs = _docs(request)
-    data = sf.trends(docs)
+    stored = figures.feedback_trends(ctx, _source(request))
+    data = stored.trends
     months = sorted({r.month for r in data})
     cell = {(r.month, r.theme): r for r in data}
     chart = {
@@ -150,7 +150,7 @@ def trends_page(request: Request, user: AnyUser) -> Response:
         ],
         "layout": _layout(margin={"l": 60, "r": 30, "t": 10, "b": 60}, yaxis={"tickformat": ".0%"}),
     }
-    churn = sf.churn_by_theme(ctx.engine, ctx.settings, docs)
+    churn = stored.churn
     return render(
         request, "voice/trends.html", months=months, cell=cell, themes=list(DEFAULT_THEMES),
         chart=chart, churn=churn, window=ctx.settings.churn_window_days,
@@ -163,7 +163,7 @@ def trends_page(request: Request, user: AnyUser) -> Response:
 def trends_csv(request: Request, user: AnyUser) -> Response:
     rows = (
         (r.month, r.theme, r.mentions, r.comments, round(r.share, 4))
-        for r in sf.trends(_docs(request))
+        for r in figures.feedback_trends(context_of(request), _source(request)).trends
     )
     header = ("month", "theme", "mentions", "comments", "share")
     return csv_response(context_of(request).engine, user, "feedback_trends", header, rows)
@@ -173,7 +173,7 @@ def trends_csv(request: Request, user: AnyUser) -> Response:
 def churn_csv(request: Request, user: AnyUser) -> Response:
     ctx = context_of(request)
     rows = []
-    for r in sf.churn_by_theme(ctx.engine, ctx.settings, _docs(request)):
+    for r in figures.feedback_trends(ctx, _source(request)).churn:
         diff, low, high = r.difference
         rows.append(
             (r.theme, r.customers_with, r.churned_with, _round(r.rate_with), *map(_round, r.ci_with),
