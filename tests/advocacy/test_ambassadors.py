@@ -71,6 +71,29 @@ def test_candidates_ranked_by_promoter_engagement_and_clv(ws: Context) -> None:
     assert by["busy"].score == pytest.approx(0.35 * (1 - 2 ** (-4 / 3)) + 0.25 * 2 / 3)
 
 
+def test_the_dashboard_ranking_is_stored_and_follows_every_change(ws: Context) -> None:
+    """The stored ranking equals the live one and is made again after any change."""
+    ids = _signals(ws)
+    now = T0 + timedelta(hours=5)
+    first = ambassadors.ranked_candidates(ws, now, 10)
+    with ws.engine.connect() as conn:
+        live = ambassadors.candidates(conn, now, limit=10)
+    assert [c.member_id for c in first] == [c.member_id for c in live] == ["promoter", "busy"]
+    assert first == live
+    # Inviting a candidate changes a row in place: they leave the list at once.
+    ambassadors.move(uow(ws), "promoter", "invited", "hanako", now)
+    assert [c.member_id for c in ambassadors.ranked_candidates(ws, now, 10)] == ["busy"]
+    # A new review enters at once too.
+    with ws.engine.begin() as conn:
+        add(conn, t.reviews, external_id="new", customer_id=ids["rich"], kind="review",
+            rating=5, posted_at=now)  # fmt: skip
+    assert {c.member_id for c in ambassadors.ranked_candidates(ws, now, 10)} == {"busy", "rich"}
+    # A year later every act has left the window (counted from the start of the
+    # day); busy stays a candidate through their NPS answer alone.
+    later = ambassadors.ranked_candidates(ws, now + 400 * DAY, 10)
+    assert [(c.member_id, c.acts) for c in later] == [("busy", 0)]
+
+
 def test_pipeline_records_who_and_when_and_tells_journeys(ws: Context) -> None:
     customer(ws, "a")
     ambassadors.move(uow(ws), "a", "invited", "hanako", T0)

@@ -15,7 +15,7 @@ import hashlib
 import heapq
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -31,6 +31,9 @@ from kizuna.services.uow import UnitOfWork
 from kizuna.store import advocacy_tables as at
 from kizuna.store import scoring_tables as st
 from kizuna.store import tables as t
+
+if TYPE_CHECKING:
+    from kizuna.bootstrap import Context
 
 _a, _k, _cust = at.ambassadors.c, at.ambassador_tasks.c, t.customers.c
 ACTOR_MAX = 200
@@ -148,6 +151,48 @@ def candidates(
         for cid in top
         if cid in names
     ]
+
+
+#: What the candidate ranking reads; a new row in any of them makes it again.
+RANKING_TABLES = ("reviews", "community_activity", "referrals", "survey_answers", "scoring_runs")
+
+
+def ranked_candidates(ctx: Context, now: datetime, limit: int) -> list[rules.Candidate]:
+    """:func:`candidates` for the dashboard, stored per state of the data and per day.
+
+    Ranking reads every customer's activity of the last year, every latest
+    NPS answer and every CLV percentile: seconds at a million customers, on
+    every view. The ranking is stored (``run_artefacts``) with a fingerprint
+    of the tables it reads, the day (the year's window is counted from the
+    start of ``now``'s day in the workspace timezone, so it is exact all
+    day), the number of rejected referrals and who is an ambassador now (the
+    two facts that change in place); any change makes it again.
+    """
+    import dataclasses
+    from datetime import time
+
+    from kizuna.services import run_artefacts as ra
+
+    tz = ctx.settings.tz
+    day = now.astimezone(tz).date()
+    start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    ref = t.referrals.c
+    with ctx.engine.connect() as conn:
+        current = sorted(
+            conn.execute(sa.select(_a.customer_id).where(_a.status.in_(rules.CURRENT))).scalars()
+        )
+        rejected = conn.execute(
+            sa.select(sa.func.count()).select_from(t.referrals).where(ref.status == "rejected")
+        ).scalar_one()
+    members = hashlib.sha256(",".join(map(str, current)).encode()).hexdigest()[:16]
+
+    def make() -> list[dict[str, Any]]:
+        with ctx.engine.connect() as conn:
+            return [dataclasses.asdict(c) for c in candidates(conn, start, limit=limit)]
+
+    extra = f"{day.isoformat()};{rejected};{members}"
+    doc = ra.for_data(ctx, f"ambassador_candidates:{limit}", RANKING_TABLES, make, extra)
+    return [rules.Candidate(**c) for c in doc]
 
 
 # -- pipeline ----------------------------------------------------------------------

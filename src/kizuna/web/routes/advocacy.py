@@ -68,8 +68,7 @@ def _layout(**extra: Any) -> dict[str, Any]:
 
 
 def _candidates(request: Request, user: User, limit: int) -> list[dict[str, Any]]:
-    with context_of(request).engine.connect() as conn:
-        found = ambassadors.candidates(conn, datetime.now(UTC), limit=limit)
+    found = ambassadors.ranked_candidates(context_of(request), datetime.now(UTC), limit)
     names = _names(request, [c.customer_id for c in found])
     visible = user.sees_personal_data
     return [
