@@ -66,19 +66,36 @@ def test_a_scoring_run_stores_every_figure_of_the_pages(scored: tuple[Context, R
     assert "dashboard" in run.timings
 
 
-def test_stored_figures_equal_the_live_queries_exactly(scored: tuple[Context, RunInfo]) -> None:
+def test_stored_figures_equal_the_live_queries(scored: tuple[Context, RunInfo]) -> None:
     ctx, run = scored
     pd.testing.assert_frame_equal(
-        figures.monthly_kpis(ctx), queries.kpi_frame(ctx, monthly=True), check_exact=True
+        figures.monthly_kpis(ctx),
+        queries.kpi_frame(ctx, monthly=True),
+        check_exact=False,
+        rtol=1e-12,
     )
     pd.testing.assert_frame_equal(
-        figures.cohorts(ctx), queries.cohort_frame(ctx), check_exact=True, check_names=False
+        figures.cohorts(ctx),
+        queries.cohort_frame(ctx),
+        check_exact=False,
+        rtol=1e-12,
+        check_names=False,
     )
     trend, matrix = figures.lifecycle(ctx)
     live_trend, live_matrix = queries.lifecycle_frames(ctx)
-    pd.testing.assert_frame_equal(trend, live_trend, check_exact=True, check_names=False)
-    pd.testing.assert_frame_equal(matrix, live_matrix, check_exact=True, check_names=False)
-    assert figures.segment_table(ctx, run) == queries.segment_table(ctx)
+    pd.testing.assert_frame_equal(
+        trend, live_trend, check_exact=False, rtol=1e-12, check_names=False
+    )
+    pd.testing.assert_frame_equal(
+        matrix, live_matrix, check_exact=False, rtol=1e-12, check_names=False
+    )
+    # Means over the same rows; PostgreSQL may sum them in another order (last bit).
+    stored, live = figures.segment_table(ctx, run), queries.segment_table(ctx)
+    assert [(r["segment"], r["customers"]) for r in stored] == [
+        (r["segment"], r["customers"]) for r in live
+    ]
+    for key in ("mean_spend", "mean_clv", "mean_p_alive"):
+        assert [r[key] for r in stored] == pytest.approx([r[key] for r in live], rel=1e-12)
     assert figures.summary(ctx) == workspace_summary(ctx.engine, ctx.settings)
 
 
