@@ -17,6 +17,7 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from kizuna.api.analytics import RunIn  # a job asks for what a run does
 from kizuna.api.auth import ApiKey
 from kizuna.api.deps import CtxDep, allow
 from kizuna.api.pagination import CursorArg, Limit, Page, after_id, page_response
@@ -24,13 +25,6 @@ from kizuna.services import scoring_jobs
 
 router = APIRouter(tags=["analytics"])
 JobId = Annotated[int, Path(ge=1, le=2**62, description="The job's id.")]
-
-
-class JobIn(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"as_of": "2026-10-31"}]})
-    as_of: date | None = Field(
-        None, description="Score as of this day (default: the day of the latest order)."
-    )
 
 
 class JobOut(BaseModel):
@@ -78,7 +72,7 @@ def _answer(job: scoring_jobs.JobInfo, status: int) -> JSONResponse:
     response_model=JobOut,
     summary="Queue a scoring run for a worker (the pending job if one is queued or running)",
 )
-def queue_job(body: JobIn, ctx: CtxDep, key: Annotated[ApiKey, allow("score")]) -> JSONResponse:
+def queue_job(body: RunIn, ctx: CtxDep, key: Annotated[ApiKey, allow("score")]) -> JSONResponse:
     job, _created = scoring_jobs.enqueue(
         ctx, as_of=body.as_of, requested_by=f"api key {key.prefix} ({key.name})"
     )

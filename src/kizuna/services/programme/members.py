@@ -18,6 +18,7 @@ from kizuna.services.programme import config
 from kizuna.services.programme.store import (
     MAX_ID,
     Account,
+    account_of_row,
     customer_id_of,
     load_book,
     lock_account,
@@ -264,18 +265,7 @@ def _read_member(
         raise NotFound(f"unknown member {member!r}: import or create the customer first")
     if row.customer_id is None:
         return int(row.cid), None, None
-    account = Account(
-        int(row.cid),
-        member,
-        Balance(row.pending, row.available, row.reserved, row.debt),
-        row.tier,
-        row.tier_since,
-        row.tier_review_at,
-        row.member_since,
-        row.last_activity_at,
-        row.birthday_year,
-        row.next_due_at,
-    )
+    account = account_of_row(int(row.cid), member, row)
     return int(row.cid), account, int(row.qualifying) if known_window else None
 
 

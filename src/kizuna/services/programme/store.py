@@ -218,7 +218,7 @@ def lock_member(uow: UnitOfWork, external_id: str, now: datetime) -> Account:
         row = uow.conn.execute(_LOCK_BY_EXTERNAL_ID, {"ext": external_id}).first()
         if row is None:
             raise NotFound(f"unknown member {external_id!r}: import or create the customer first")
-    account = _account(int(row.customer_id), external_id, row)
+    account = account_of_row(int(row.customer_id), external_id, row)
     account.created = created
     return account
 
@@ -230,12 +230,13 @@ def lock_account(uow: UnitOfWork, customer_id: int, external_id: str, now: datet
     if row is None:
         created = _insert_account(uow, customer_id, now)
         row = uow.conn.execute(_LOCK, {"cid": customer_id}).one()
-    account = _account(customer_id, external_id, row)
+    account = account_of_row(customer_id, external_id, row)
     account.created = created
     return account
 
 
-def _account(customer_id: int, external_id: str, row: Any) -> Account:
+def account_of_row(customer_id: int, external_id: str, row: Any) -> Account:
+    """The account held in a row of ``loyalty_accounts`` columns (any query selecting them)."""
     return Account(
         customer_id,
         external_id,
