@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from kizuna.domain import ambassadors as rules
+from kizuna.domain.clock import local_date, local_day_start
 from kizuna.errors import Conflict, NotFound, ValidationError
 from kizuna.services.events import record_event
 from kizuna.services.programme.actions import Adjust, adjust
@@ -168,14 +169,10 @@ def ranked_candidates(ctx: Context, now: datetime, limit: int) -> list[rules.Can
     day), the number of rejected referrals and who is an ambassador now (the
     two facts that change in place); any change makes it again.
     """
-    import dataclasses
-    from datetime import time
-
     from kizuna.services import run_artefacts as ra
 
-    tz = ctx.settings.tz
-    day = now.astimezone(tz).date()
-    start = datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+    day = local_date(now, ctx.settings.tz)
+    start = local_day_start(day, ctx.settings.tz)
     ref = t.referrals.c
     with ctx.engine.connect() as conn:
         current = sorted(
@@ -188,7 +185,7 @@ def ranked_candidates(ctx: Context, now: datetime, limit: int) -> list[rules.Can
 
     def make() -> list[dict[str, Any]]:
         with ctx.engine.connect() as conn:
-            return [dataclasses.asdict(c) for c in candidates(conn, start, limit=limit)]
+            return [asdict(c) for c in candidates(conn, start, limit=limit)]
 
     extra = f"{day.isoformat()};{rejected};{members}"
     doc = ra.for_data(ctx, f"ambassador_candidates:{limit}", RANKING_TABLES, make, extra)

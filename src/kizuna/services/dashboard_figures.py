@@ -20,13 +20,14 @@ import contextlib
 import dataclasses
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from kizuna.analytics import loyalty as loyalty_mod
 from kizuna.analytics.text.themes import ThemeChurn, ThemeMonth
+from kizuna.domain.clock import local_date, local_day_start
 from kizuna.services import run_artefacts as ra
 from kizuna.services.summary import COUNTED_TABLES, MonthRevenue, Summary, workspace_summary
 from kizuna.services.survey_feedback import TermContrast, ThemeSummary
@@ -255,8 +256,8 @@ def feedback_trends(
     from kizuna.services import survey_feedback as sf
 
     tz = ctx.settings.tz
-    today = day or datetime.now(tz).date()
-    as_of = datetime.combine(today, time.min, tzinfo=tz).astimezone(UTC)
+    today = day or local_date(datetime.now(UTC), tz)
+    as_of = local_day_start(today, tz)
 
     def make() -> dict[str, Any]:
         docs = sf.load_docs(ctx.engine, ctx.settings, sources)

@@ -23,7 +23,7 @@ from kizuna.store import tables as t
 from kizuna.web.auth import context_of, require
 from kizuna.web.export import csv_response
 from kizuna.web.nav import NavItem, register, register_router
-from kizuna.web.render import render
+from kizuna.web.render import render, translator
 
 router = APIRouter()
 Admin = Annotated[User, Depends(require("admin"))]
@@ -70,9 +70,22 @@ def operations_page(request: Request, user: Admin) -> Response:
         dead=_dead_letters(ctx.engine),
         dead_limit=DEAD_LIMIT,
         jobs=jobs,
+        stage_label=_stage_label(request),
         jobs_pending=any(j.status in ("queued", "running") for j in jobs),
         scoring_error=request.query_params.get("scoring_error"),
     )
+
+
+def _stage_label(request: Request) -> Any:
+    """What a running scoring job is doing, in the viewer's language (a stage
+    added later without a message is shown by its name)."""
+    tr = translator(request)
+
+    def label(stage: str) -> str:
+        key = f"operations.stage_{stage}"
+        return tr(key) if tr.has(key) else stage
+
+    return label
 
 
 @router.post("/operations/scoring-jobs")

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from kizuna.analytics.text import DEFAULT_THEMES, Doc
+from kizuna.analytics.text import DEFAULT_THEMES
 from kizuna.services import dashboard_figures as figures
 from kizuna.services import survey_feedback as sf
 from kizuna.services.surveys import survey_stats
@@ -44,11 +44,6 @@ def mask_comment(text: str | None, visible: bool) -> str | None:
 def _source(request: Request) -> tuple[str, ...]:
     wanted = request.query_params.get("source", "")
     return (wanted,) if wanted in sf.SOURCES else sf.SOURCES
-
-
-def _docs(request: Request) -> list[Doc]:
-    ctx = context_of(request)
-    return sf.load_docs(ctx.engine, ctx.settings, _source(request))
 
 
 def _layout(**extra: Any) -> dict[str, Any]:
