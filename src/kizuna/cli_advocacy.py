@@ -165,7 +165,9 @@ def ambassador_candidates(c: typer.Context, limit: int = 20, as_json: JsonOpt = 
 
     ctx = _ctx(c)
     with ctx.engine.connect() as conn:
-        found = ambassadors.candidates(conn, datetime.now(UTC), limit=limit)
+        found = ambassadors.candidates(
+            conn, datetime.now(UTC), limit=limit, window_days=ambassadors.window_days(ctx.settings)
+        )
     rows = [
         {
             "member_id": x.member_id,
@@ -196,7 +198,12 @@ def _move(c: typer.Context, member: str, to: str, actor: str, at: datetime | Non
             cid = conn.execute(
                 sa.select(t.customers.c.id).where(t.customers.c.external_id == member)
             ).scalar()
-            listed = ambassadors.candidates(conn, _when(ctx, at), only=cid) if cid else []
+            window = ambassadors.window_days(ctx.settings)
+            listed = (
+                ambassadors.candidates(conn, _when(ctx, at), only=cid, window_days=window)
+                if cid
+                else []
+            )
         score = listed[0].score if listed else None
     _print(ambassadors.move(_uow(ctx), member, to, actor, _when(ctx, at), score))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from datetime import timedelta
 
@@ -69,6 +70,26 @@ def test_candidates_ranked_by_promoter_engagement_and_clv(ws: Context) -> None:
     assert by["promoter"].nps == 10 and by["promoter"].promoter  # the latest answer counts
     assert (by["busy"].reviews, by["busy"].attended, by["busy"].promoter) == (3, 1, False)
     assert by["busy"].score == pytest.approx(0.35 * (1 - 2 ** (-4 / 3)) + 0.25 * 2 / 3)
+
+
+def test_the_candidate_window_is_the_lifecycle_ambassador_window(ws: Context) -> None:
+    """A workspace that counts advocacy over 500 days ranks the 400-day-old review too,
+    on the dashboard as in the API and journeys (one setting, not two windows)."""
+    _signals(ws)
+    assert ambassadors.window_days(ws.settings) == 365
+    wider = dataclasses.replace(
+        ws.settings, lifecycle_rules=ws.settings.lifecycle_rules + ",ambassador_window_days=500"
+    )
+    assert ambassadors.window_days(wider) == 500
+    with ws.engine.connect() as conn:
+        live = ambassadors.candidates(conn, T0, window_days=500)
+    assert [c.member_id for c in live] == ["promoter", "busy", "quiet"]
+    assert {c.member_id: c.reviews for c in live}["quiet"] == 1
+    # The stored dashboard ranking keys on the window: changing it ranks again.
+    assert "quiet" not in {c.member_id for c in ambassadors.ranked_candidates(ws, T0, 10)}
+    shared = Context(wider)
+    shared._engine = ws.engine
+    assert "quiet" in {c.member_id for c in ambassadors.ranked_candidates(shared, T0, 10)}
 
 
 def test_the_dashboard_ranking_is_stored_and_follows_every_change(ws: Context) -> None:

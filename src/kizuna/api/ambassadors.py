@@ -41,7 +41,9 @@ class DoneIn(BaseModel):
 )
 def candidates(ctx: CtxDep, limit: int = Query(50, ge=1, le=1000)) -> JSONResponse:
     with ctx.engine.connect() as conn:
-        found = ambassadors.candidates(conn, datetime.now(UTC), limit=limit)
+        found = ambassadors.candidates(
+            conn, datetime.now(UTC), limit=limit, window_days=ambassadors.window_days(ctx.settings)
+        )
     return JSONResponse(
         {
             "candidates": [

@@ -39,7 +39,13 @@ class InviteAmbassador:
         current = ambassadors.status_of(ctx.conn, customer_id)
         if current in CURRENT:
             return Outcome("skipped", reason=f"already {current}")
-        found = ambassadors.candidates(ctx.conn, ctx.now, include_current=True, only=customer_id)
+        found = ambassadors.candidates(
+            ctx.conn,
+            ctx.now,
+            include_current=True,
+            only=customer_id,
+            window_days=ambassadors.window_days(ctx.settings),
+        )
         score = found[0].score if found else 0.0
         wanted = ctx.params.get("min_score")
         if wanted is not None and score < float(wanted):

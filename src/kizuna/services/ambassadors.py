@@ -35,6 +35,7 @@ from kizuna.store import tables as t
 
 if TYPE_CHECKING:
     from kizuna.bootstrap import Context
+    from kizuna.config import Settings
 
 _a, _k, _cust = at.ambassadors.c, at.ambassador_tasks.c, t.customers.c
 ACTOR_MAX = 200
@@ -56,6 +57,13 @@ def _actor(actor: str) -> str:
 # -- candidates ------------------------------------------------------------------
 
 
+def window_days(settings: Settings) -> int:
+    """The advocacy window of the workspace's ``lifecycle_rules`` (365 days unless set)."""
+    from kizuna.analytics.lifecycle import parse_rules
+
+    return parse_rules(settings.lifecycle_rules).ambassador_window_days
+
+
 def _counts(conn: sa.Connection, stmt: sa.Select[Any]) -> dict[int, int]:
     return {int(k): int(v) for k, v in conn.execute(stmt).all()}
 
@@ -67,9 +75,15 @@ def candidates(
     limit: int = 50,
     include_current: bool = False,
     only: int | None = None,
+    window_days: int = 365,
 ) -> list[rules.Candidate]:
-    """Customers ranked by the documented candidate score, best first (``only``: one customer)."""
-    since = now - timedelta(days=365)
+    """Customers ranked by the documented candidate score, best first (``only``: one customer).
+
+    Activity counts over the last ``window_days``: pass :func:`window_days`
+    of the workspace, so a candidate is judged over the same window that
+    makes a customer an "ambassador" in the lifecycle stages.
+    """
+    since = now - timedelta(days=window_days)
     r, ca, ref, sa_ = t.reviews.c, t.community_activity.c, t.referrals.c, t.survey_answers.c
 
     def per(column: Any, *where: Any) -> dict[int, int]:
@@ -185,9 +199,11 @@ def ranked_candidates(ctx: Context, now: datetime, limit: int) -> list[rules.Can
 
     def make() -> list[dict[str, Any]]:
         with ctx.engine.connect() as conn:
-            return [asdict(c) for c in candidates(conn, start, limit=limit)]
+            found = candidates(conn, start, limit=limit, window_days=window)
+            return [asdict(c) for c in found]
 
-    extra = f"{day.isoformat()};{rejected};{members}"
+    window = window_days(ctx.settings)
+    extra = f"{day.isoformat()};{window};{rejected};{members}"
     doc = ra.for_data(ctx, f"ambassador_candidates:{limit}", RANKING_TABLES, make, extra)
     return [rules.Candidate(**c) for c in doc]
 
