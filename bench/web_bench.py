@@ -29,9 +29,20 @@ go to the server), logged in as an admin in Japanese.
   waits), then ``--repeat`` requests from ``--page-concurrency`` connections
   (*warm*) → p50/p95 and p95 ÷ 300 ms (the goal);
 * ``GET /v1/members/{id}`` over random members for ``--seconds`` from
-  ``--concurrency`` connections → requests/s, p50/p95;
+  ``--concurrency`` connections → requests/s, p50/p95/p99;
 * reference, same run, same generator: ``GET /healthz`` requests/s (the HTTP
-  stack's ceiling on this machine); ratio member summary ÷ healthz.
+  stack's ceiling on this machine); ratio member summary ÷ healthz. The two
+  alternate in 3 rounds each (load on a shared machine shifts meanwhile).
+
+The member summary and ``/healthz`` are driven by ``wrk`` (a C load
+generator; a Lua script picks a random member per request) when it is on
+the PATH — it costs the 2 cores far less than a Python generator, so more
+of them go to the server — else by the Python generator above
+(``--generator`` forces one; the report says which ran). ``--workers 1,2``
+measures each number of uvicorn processes in turn, each on a fresh server.
+The server's CPU time per request (user + system of every process of the
+server, from ``/proc``) is printed next to each figure: unlike requests/s it
+hardly depends on what else the machine runs.
 
 The server logs at WARNING (``KIZUNA_LOG_LEVEL``): a JSON access line per
 request would be measured too. The API key is an ``analyst`` key with ``api_rate_limits`` set to
@@ -45,6 +56,7 @@ process, on the same workspace).
     python bench/web_bench.py                         # 1,000,000 customers
     python bench/web_bench.py --keep /tmp/kz_web_1m   # build once, reuse after
     python bench/web_bench.py --customers 100000
+    python bench/web_bench.py --keep /tmp/kz_web_1m --no-pages --workers 1,2
     python bench/web_bench.py --smoke                 # 600 customers, CI
     KIZUNA_BENCH_POSTGRES_URL=postgresql+psycopg://... python bench/web_bench.py  # PostgreSQL
 """
@@ -56,6 +68,7 @@ import asyncio
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -239,10 +252,12 @@ def api_key(ws: Path) -> str:
 
 
 def in_process_summary(ws: Path, members: Sequence[str], calls: int) -> tuple[float, float]:
-    """(ms per call, SQL statements per call) of ``members.summary`` without HTTP."""
+    """(ms per call, SQL statements per call) of ``members.summary`` without HTTP,
+    in the unit of work the route gives it (``deps.read_now``: autocommit on
+    PostgreSQL)."""
+    from kizuna.api.deps import read_now
     from kizuna.bootstrap import open_context
     from kizuna.services.programme import members as m
-    from kizuna.services.uow import UnitOfWork
 
     ctx = open_context(str(ws))
     count = [0]
@@ -253,13 +268,12 @@ def in_process_summary(ws: Path, members: Sequence[str], calls: int) -> tuple[fl
     sa.event.listen(ctx.engine, "before_cursor_execute", counter)
     rng = random.Random(2)
     for member in members[:20]:  # warm the programme cache and the page cache
-        with UnitOfWork(ctx.engine, ctx.settings) as uow:
-            m.summary(uow, member)
+        read_now(ctx, lambda uow: m.summary(uow, member))  # noqa: B023
     count[0] = 0
     started = time.perf_counter()
     for _ in range(calls):
-        with UnitOfWork(ctx.engine, ctx.settings) as uow:
-            m.summary(uow, rng.choice(members))
+        member = rng.choice(members)
+        read_now(ctx, lambda uow: m.summary(uow, member))  # noqa: B023
     elapsed = time.perf_counter() - started
     statements = count[0] / calls
     ctx.dispose()
@@ -290,7 +304,7 @@ class Server:
         env.pop("KIZUNA_DATABASE_URL", None)
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "kizuna.api:app_from_env",
                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning",
-               "--no-access-log", "--workers", str(self.workers)]  # fmt: skip
+               "--no-access-log", "--no-server-header", "--workers", str(self.workers)]  # fmt: skip
         self.proc = subprocess.Popen(cmd, env=env, start_new_session=True)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -301,6 +315,23 @@ class Server:
                 time.sleep(0.2)
         self.__exit__()
         raise RuntimeError("uvicorn did not start within 180 s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of every live process of the server (uvicorn's
+        supervisor and its workers share a process group), from ``/proc``."""
+        assert self.proc is not None
+        total = 0
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) == self.proc.pid:  # pgrp
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / os.sysconf("SC_CLK_TCK")
 
     def __exit__(self, *_: object) -> None:
         if self.proc is not None:
@@ -441,10 +472,11 @@ def pages_of(ws: Path) -> list[str]:
     return list(dict.fromkeys(paths + extra))
 
 
-async def measure(
-    port: int, key: str, members: Sequence[str], pages: Sequence[str], args: argparse.Namespace
+async def measure_pages(
+    port: int, pages: Sequence[str], args: argparse.Namespace
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"pages": {}}
+    """Cold and warm p50/p95 of each page, logged in as an admin (Python generator)."""
+    out: dict[str, Any] = {}
     cookies = await login(port)
     # Cold: the first request of each page after the server (re)started.
     c = Conn(port, cookies)
@@ -453,68 +485,151 @@ async def measure(
         status, _, body = await c.request("GET", path)
         cold = (time.perf_counter() - t0) * 1000
         assert status == 200, (path, status, body[:300])
-        out["pages"][path] = {"cold": cold}
+        out[path] = {"cold": cold}
     await c.close()
     for path in pages:
         # A page that takes seconds even warm gets 3 samples, not --repeat.
-        n = args.repeat if out["pages"][path]["cold"] < SLOW_MS else 3
+        n = args.repeat if out[path]["cold"] < SLOW_MS else 3
         times, _ = await timed_many(port, cookies, [path], args.page_concurrency, count=n)
         times.sort()
-        out["pages"][path].update(p50=pct(times, 0.5) * 1000, p95=pct(times, 0.95) * 1000, n=n)
-        log(
-            f"  {path}: cold {out['pages'][path]['cold']:.0f} ms, p95 {out['pages'][path]['p95']:.0f} ms"
-        )
-    auth = {"Authorization": f"Bearer {key}"}
-    rng = random.Random(1)
-    member_paths = [f"/v1/members/{rng.choice(members)}" for _ in range(5000)]
-    await timed_many(port, auth, member_paths, args.concurrency, seconds=1.0)  # warm up
-    await timed_many(port, auth, ["/healthz"], args.concurrency, seconds=1.0)
-    # Interleaved rounds: load on a shared machine shifts between measurements.
-    rounds = 3
-    m_times: list[float] = []
-    h_times: list[float] = []
-    m_s = h_s = 0.0
-    for _ in range(rounds):
-        t, s = await timed_many(
-            port, auth, member_paths, args.concurrency, seconds=args.seconds / rounds
-        )
-        m_times += t
-        m_s += s
-        t, s = await timed_many(
-            port, {}, ["/healthz"], args.concurrency, seconds=args.seconds / rounds
-        )
-        h_times += t
-        h_s += s
-    m_times.sort()
-    h_times.sort()
-    out["member"] = (len(m_times) / m_s, pct(m_times, 0.5) * 1000, pct(m_times, 0.95) * 1000)
-    out["healthz"] = (len(h_times) / h_s, pct(h_times, 0.5) * 1000, pct(h_times, 0.95) * 1000)
+        out[path].update(p50=pct(times, 0.5) * 1000, p95=pct(times, 0.95) * 1000, n=n)
+        log(f"  {path}: cold {out[path]['cold']:.0f} ms, p95 {out[path]['p95']:.0f} ms")
     return out
 
 
-def report(out: dict[str, Any], in_proc: tuple[float, float]) -> None:
-    print(
-        f"\nload average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}"
-    )
-    print(f"{'page':<44} {'cold ms':>9} {'p50 ms':>8} {'p95 ms':>8} {'p95/300ms':>10} {'n':>4}")
+# --- throughput: the member summary against /healthz -----------------------------------
+
+#: wrk's script: a random member per request (``KZ_MEMBERS`` ids C0000001...),
+#: or the fixed path given with the URL when ``KZ_MEMBERS`` is unset; at the end
+#: one machine-readable line with the counts and latency percentiles (µs).
+WRK_LUA = """
+local members = tonumber(os.getenv("KZ_MEMBERS") or "0")
+math.randomseed(tonumber(os.getenv("KZ_SEED") or "1"))
+if members > 0 then
+  request = function()
+    return wrk.format("GET", string.format("/v1/members/C%07d", math.random(1, members)))
+  end
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("KZ %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99), latency.max))
+end
+"""
+
+
+def run_wrk(
+    port: int, path: str, headers: dict[str, str], members: int, concurrency: int,
+    seconds: float, script: Path,
+) -> tuple[int, float, list[float]]:  # fmt: skip
+    """(requests, seconds, [p50, p95, p99] ms) of one wrk run; every answer must be 2xx."""
+    cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
+           "-s", str(script)]  # fmt: skip
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    env = {**os.environ, "KZ_MEMBERS": str(members), "KZ_SEED": str(random.randrange(1 << 30))}
+    out = subprocess.run(
+        [*cmd, f"http://127.0.0.1:{port}{path}"], env=env, capture_output=True, text=True,
+        check=True,
+    ).stdout  # fmt: skip
+    line = next(x for x in out.splitlines() if x.startswith("KZ "))
+    n, dur_us, errors, p50, p95, p99, _ = (int(v) for v in line.split()[1:])
+    assert errors == 0, f"wrk saw {errors} errors or non-2xx answers on {path}:\n{out}"
+    return n, dur_us / 1e6, [p50 / 1000, p95 / 1000, p99 / 1000]
+
+
+def run_python(
+    port: int, paths: Sequence[str], headers: dict[str, str], concurrency: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """The same as :func:`run_wrk` with the asyncio generator of this file."""
+    times, elapsed = asyncio.run(timed_many(port, headers, paths, concurrency, seconds=seconds))
+    times.sort()
+    return len(times), elapsed, [pct(times, q) * 1000 for q in (0.5, 0.95, 0.99)]
+
+
+def throughput(
+    server: Server, key: str, members: Sequence[str], args: argparse.Namespace, generator: str
+) -> dict[str, Any]:
+    """Member summary and /healthz in alternating rounds: req/s, p50/p95/p99 (mean of
+    the rounds), server CPU ms per request, load average."""
+    auth = {"Authorization": f"Bearer {key}"}
+    rng = random.Random(1)
+    member_paths = [f"/v1/members/{rng.choice(members)}" for _ in range(5000)]
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(WRK_LUA, encoding="utf-8")
+
+    def once(which: str, seconds: float) -> tuple[int, float, list[float]]:
+        if generator == "wrk":
+            if which == "member":
+                return run_wrk(server.port, "/", auth, len(members), args.concurrency, seconds,
+                               script)  # fmt: skip
+            return run_wrk(server.port, "/healthz", {}, 0, args.concurrency, seconds, script)
+        if which == "member":
+            return run_python(server.port, member_paths, auth, args.concurrency, seconds)
+        return run_python(server.port, ["/healthz"], {}, args.concurrency, seconds)
+
+    once("member", 1.0)  # warm up (every worker process: many connections)
+    once("healthz", 1.0)
+    rounds = 3
+    acc: dict[str, dict[str, Any]] = {
+        w: {"n": 0, "s": 0.0, "cpu": 0.0, "pcts": []} for w in ("member", "healthz")
+    }
+    loads = []
+    for _ in range(rounds):
+        for which in ("member", "healthz"):
+            cpu0 = server.cpu_seconds()
+            n, secs, pcts = once(which, args.seconds / rounds)
+            acc[which]["cpu"] += server.cpu_seconds() - cpu0
+            acc[which]["n"] += n
+            acc[which]["s"] += secs
+            acc[which]["pcts"].append(pcts)
+            loads.append(os.getloadavg()[0])
+    script.unlink()
+    out: dict[str, Any] = {"workers": server.workers, "generator": generator,
+                           "load": (min(loads), max(loads))}  # fmt: skip
+    for which, a in acc.items():
+        mean = [sum(p[i] for p in a["pcts"]) / rounds for i in range(3)]
+        out[which] = {"rps": a["n"] / a["s"], "p50": mean[0], "p95": mean[1], "p99": mean[2],
+                      "cpu_ms": a["cpu"] / a["n"] * 1000}  # fmt: skip
+    return out
+
+
+def report(
+    pages: dict[str, Any], runs: Sequence[dict[str, Any]], in_proc: tuple[float, float]
+) -> None:
+    la = os.getloadavg()
+    print(f"\nload average: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+    if pages:
+        print(f"{'page':<44} {'cold ms':>9} {'p50 ms':>8} {'p95 ms':>8} {'p95/300ms':>10} {'n':>4}")
     worst = 0.0
-    for path, r in out["pages"].items():
+    for path, r in pages.items():
         worst = max(worst, r["p95"])
         print(
             f"{path:<44} {r['cold']:>9.1f} {r['p50']:>8.1f} {r['p95']:>8.1f} "
             f"{r['p95'] / GOAL_MS:>10.2f} {r['n']:>4}"
         )
-    if out["pages"]:
+    if pages:
         print(f"worst page p95: {worst:.1f} ms (goal < {GOAL_MS:.0f} ms, "
               f"ratio {worst / GOAL_MS:.2f})")  # fmt: skip
-    mrps, mp50, mp95 = out["member"]
-    hrps, hp50, hp95 = out["healthz"]
-    print(f"GET /v1/members/{{id}}: {mrps:,.0f} req/s, p50 {mp50:.1f} ms, p95 {mp95:.1f} ms "
-          f"(goal ≥ {GOAL_RPS:,.0f} req/s)")  # fmt: skip
-    print(f"GET /healthz (reference): {hrps:,.0f} req/s, p50 {hp50:.1f} ms, p95 {hp95:.1f} ms")
-    print(f"ratio member summary ÷ healthz: {mrps / hrps:.2f}")
-    print(f"member summary in process: {in_proc[0]:.2f} ms per call, "
+    for run in runs:
+        m, h = run["member"], run["healthz"]
+        print(f"\n{run['workers']} server process(es), load generator {run['generator']} "
+              f"({args_conc[0]} connections), load average {run['load'][0]:.1f}–"
+              f"{run['load'][1]:.1f} during the rounds")  # fmt: skip
+        print(f"GET /v1/members/{{id}}: {m['rps']:,.0f} req/s, p50 {m['p50']:.1f} ms, "
+              f"p95 {m['p95']:.1f} ms, p99 {m['p99']:.1f} ms, server CPU {m['cpu_ms']:.2f} ms "
+              f"per request (goal ≥ {GOAL_RPS:,.0f} req/s, ratio {m['rps'] / GOAL_RPS:.2f})")  # fmt: skip
+        print(f"GET /healthz (reference): {h['rps']:,.0f} req/s, p50 {h['p50']:.1f} ms, "
+              f"p95 {h['p95']:.1f} ms, p99 {h['p99']:.1f} ms, server CPU {h['cpu_ms']:.2f} ms "
+              f"per request")  # fmt: skip
+        print(f"ratio member summary ÷ healthz: {m['rps'] / h['rps']:.2f}")
+    print(f"\nmember summary in process: {in_proc[0]:.2f} ms per call, "
           f"{in_proc[1]:.1f} SQL statements per call")  # fmt: skip
+
+
+#: --concurrency, for the report (set in main).
+args_conc = [0]
 
 
 def main() -> None:
@@ -526,7 +641,13 @@ def main() -> None:
     parser.add_argument("--page-concurrency", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=16, help="connections (member summary)")
     parser.add_argument("--seconds", type=float, default=15.0, help="member summary / healthz time")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers", default="1", help="uvicorn worker processes; a list (1,2) measures each"
+    )
+    parser.add_argument(
+        "--generator", choices=("auto", "wrk", "python"), default="auto",
+        help="load generator of the member summary and /healthz (auto: wrk if installed)",
+    )  # fmt: skip
     parser.add_argument("--keep", type=Path, help="build the workspace here and reuse it")
     parser.add_argument("--smoke", action="store_true", help="600 customers, few requests (CI)")
     parser.add_argument(
@@ -539,6 +660,11 @@ def main() -> None:
     if args.smoke:
         args.customers, args.base, args.members = 600, 300, 50
         args.repeat, args.seconds, args.concurrency = 3, 1.5, 4
+    args_conc[0] = args.concurrency
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+    worker_counts = [int(w) for w in str(args.workers).split(",")]
     url = os.environ.get("KIZUNA_BENCH_POSTGRES_URL")
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep.resolve() if args.keep else Path(tmp)
@@ -552,12 +678,19 @@ def main() -> None:
                 rescore(ws)
         members = [f"C{i:07d}" for i in range(1, min(args.members, args.base) + 1)]
         key = api_key(ws)
-        pages = [] if args.no_pages else pages_of(ws)
-        log(f"load average before measuring: {os.getloadavg()[0]:.2f}")
-        with Server(ws, args.workers) as server:
-            out = asyncio.run(measure(server.port, key, members, pages, args))
+        page_paths = [] if args.no_pages else pages_of(ws)
+        log(f"load average before measuring: {os.getloadavg()[0]:.2f}; generator {generator}")
+        pages: dict[str, Any] = {}
+        runs = []
+        for i, workers in enumerate(worker_counts):
+            with Server(ws, workers) as server:
+                if page_paths and i == 0:
+                    pages = asyncio.run(measure_pages(server.port, page_paths, args))
+                runs.append(throughput(server, key, members, args, generator))
+            log(f"  {workers} process(es): member {runs[-1]['member']['rps']:,.0f} req/s, "
+                f"healthz {runs[-1]['healthz']['rps']:,.0f} req/s")  # fmt: skip
         in_proc = in_process_summary(ws, members, 200 if args.smoke else 2000)
-        report(out, in_proc)
+        report(pages, runs, in_proc)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -111,6 +112,33 @@ def run(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
 def read(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
     """Run a read-only handler in its own unit of work (no writer lock taken)."""
     with UnitOfWork(ctx.engine, ctx.settings) as uow:
+        return handler(uow)
+
+
+#: Per engine, the same engine (same pool) with connections in autocommit.
+_autocommit_engines: weakref.WeakKeyDictionary[sa.Engine, sa.Engine] = weakref.WeakKeyDictionary()
+
+
+def read_now(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
+    """Run a read-only handler that needs no snapshot shared by its statements.
+
+    On PostgreSQL its connection is in autocommit: each statement is its own
+    transaction — what READ COMMITTED, the default, gives a statement inside
+    one anyway — without the ``BEGIN`` and ``ROLLBACK`` round trips around
+    it, so a one-statement read (the member summary) costs one round trip
+    instead of three. The pool sets the connection back to the engine's
+    isolation level when it is returned, so writers never see autocommit.
+    Only for handlers that never write (a write would commit at once).
+    On SQLite, :func:`read`.
+    """
+    if ctx.settings.is_sqlite:
+        return read(ctx, handler)
+    engine = _autocommit_engines.get(ctx.engine)
+    if engine is None:
+        engine = _autocommit_engines[ctx.engine] = ctx.engine.execution_options(
+            isolation_level="AUTOCOMMIT"
+        )
+    with UnitOfWork(engine, ctx.settings) as uow:
         return handler(uow)
 
 

@@ -17,7 +17,6 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 
 from kizuna.bootstrap import Context
 from kizuna.web.auth import (
@@ -32,6 +31,7 @@ from kizuna.web.auth import (
 from kizuna.web.nav import ROUTERS
 from kizuna.web.render import render
 from kizuna.web.routes import admin, customers, data, overview, session
+from kizuna.web.session_scope import DashboardSession
 from kizuna.web.throttle import LoginThrottle
 
 STATIC = Path(__file__).parent / "static"
@@ -97,12 +97,13 @@ def mount(app: FastAPI, ctx: Context) -> None:
     """Add the dashboard (pages at ``/``, assets at ``/static``) to ``app``.
 
     Call it once, before the app starts. It adds Starlette's session
-    middleware (signed with :func:`kizuna.web.auth.secret_key`) to ``app``.
+    middleware (signed with :func:`kizuna.web.auth.secret_key`) to ``app``,
+    for dashboard paths only (:mod:`kizuna.web.session_scope`).
     """
     app.state.kizuna_dashboard_ctx = ctx
     app.state.kizuna_login_throttle = LoginThrottle()
     app.add_middleware(
-        SessionMiddleware,
+        DashboardSession,
         secret_key=secret_key(ctx),
         session_cookie=SESSION_COOKIE,
         max_age=SESSION_MAX_AGE,
