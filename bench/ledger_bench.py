@@ -11,6 +11,17 @@ lines/s.
 
     python bench/ledger_bench.py                 # full run
     python bench/ledger_bench.py --smoke         # tiny, for CI
+    KIZUNA_EARN_GROUP_COMMIT=off python bench/ledger_bench.py   # one transaction per call
+    python bench/ledger_bench.py --concurrency 64 --no-sqlite   # many tills at once
+
+The load generator is ``wrk`` (C, with a Lua script giving every request a
+new order, Idempotency-Key and random member) when installed, else the
+Python one (``--python-loadgen`` forces it); the first line says which.
+The server's group commit of earn calls (``earn_group_commit``, on by
+default for PostgreSQL) is printed on every HTTP line: run once with
+``KIZUNA_EARN_GROUP_COMMIT=off`` to compare. Members are enrolled before the
+run (a till's steady state); ``--first-calls`` leaves them without a points
+account, as rounds 1-3 did (a member's first call also enrols).
 
 PostgreSQL runs when ``KIZUNA_BENCH_POSTGRES_URL`` or ``KIZUNA_TEST_POSTGRES_URL``
 is set (the database is wiped).
@@ -43,6 +54,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -57,7 +69,9 @@ from kizuna.services.workspace import init_workspace  # noqa: E402
 from kizuna.store import tables as t  # noqa: E402
 
 
-def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str, str]:
+def setup(
+    folder: Path, url: str | None, members: int, enrol: bool = True
+) -> tuple[Context, str, str]:
     if url:
         engine = sa.create_engine(url)
         with engine.begin() as conn:
@@ -73,6 +87,24 @@ def setup(folder: Path, url: str | None, members: int) -> tuple[Context, str, st
                 for i in range(members)
             ],
         )
+    if enrol:  # a till's steady state: members have a points account already
+        from kizuna.services.programme.store import NEVER_DUE
+        from kizuna.store import programme_tables as pt
+
+        c = t.customers.c
+        with ctx.engine.begin() as conn:
+            conn.execute(
+                sa.insert(pt.point_accounts).from_select(
+                    ["customer_id", "member_since", "next_due_at"],
+                    sa.select(
+                        c.id,
+                        sa.literal(
+                            datetime(2025, 1, 1, tzinfo=UTC), pt.point_accounts.c.member_since.type
+                        ),
+                        sa.literal(NEVER_DUE, pt.point_accounts.c.next_due_at.type),
+                    ),
+                )
+            )
     with UnitOfWork(ctx.engine, ctx.settings) as uow:
         # The till's key (POS scope: not rate-limited by default) earns; the
         # back office's admin key sends the batch.
@@ -129,6 +161,68 @@ def in_process(ctx: Context, members: int, calls: int) -> dict[str, float]:
         "ms_cpu": cpu / calls * 1000,
         "statements": count[0] / calls,
         "round_trips": count[0] / calls + extra,
+    }
+
+
+def in_process_groups(ctx: Context, members: int, calls: int, size: int = 32) -> dict[str, float]:
+    """The group writer alone: ``calls`` earn calls recorded ``size`` at a time, sequentially.
+
+    What group commit costs per call without HTTP (compare with
+    :func:`in_process`); members as in :func:`in_process` (enrolled, distinct
+    within a group as far as chance allows).
+    """
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    from kizuna.services.programme import orders
+    from kizuna.services.programme.group_commit import record_group
+    from kizuna.services.programme.idempotency import Idem
+
+    pool = min(members, 500)
+
+    @contextmanager
+    def open_uow() -> Any:
+        with UnitOfWork(ctx.engine, ctx.settings) as uow:
+            yield uow
+
+    def solo(cmd: Any, now: Any) -> Any:
+        with UnitOfWork(ctx.engine, ctx.settings) as uow:
+            return orders.record_order(uow, cmd, now)
+
+    groups = [
+        [
+            (
+                orders.RecordOrder(
+                    f"GP-{g}-{i}",
+                    f"M{random.randrange(pool):07d}",
+                    tuple(orders.OrderLine(n, random.randrange(100, 20000)) for n in (1, 2, 3)),
+                    idem=Idem(uuid.uuid4().hex, "bench"),
+                ),
+                None,
+            )
+            for i in range(size)
+        ]
+        for g in range(max(1, calls // size) + 1)
+    ]
+    record_group(open_uow, solo, groups.pop())  # warm the statement caches
+    count = [0]
+
+    def listener(*_: object) -> None:
+        count[0] += 1
+
+    event.listen(ctx.engine, "before_cursor_execute", listener)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for group in groups:
+        record_group(open_uow, solo, group)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    event.remove(ctx.engine, "before_cursor_execute", listener)
+    n = len(groups) * size
+    return {
+        "size": size,
+        "ms_wall": wall / n * 1000,
+        "ms_cpu": cpu / n * 1000,
+        "statements_per_group": count[0] / len(groups),
     }
 
 
@@ -208,6 +302,75 @@ async def load(
     }
 
 
+#: wrk's script: every request a new order and Idempotency-Key, a random member, 3 lines.
+WRK_SCRIPT = r"""
+local counter = 0
+local members = tonumber(os.getenv("BENCH_MEMBERS") or "10000")
+local key = os.getenv("BENCH_KEY")
+local tag = os.getenv("BENCH_TAG") or "wrk"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  math.randomseed(os.time() * 1000 + tid)
+end
+function request()
+  counter = counter + 1
+  local id = string.format("%s-%d-%d-%d", tag, tid, counter, math.random(1, 1000000000))
+  local body = string.format(
+    '{"order_id":"%s","member_id":"M%07d","lines":[{"amount":%d},{"amount":%d},{"amount":%d}]}',
+    id, math.random(0, members - 1),
+    math.random(100, 19999), math.random(100, 19999), math.random(100, 19999))
+  local headers = {}
+  headers["Authorization"] = "Bearer " .. key
+  headers["Idempotency-Key"] = id
+  headers["Content-Type"] = "application/json"
+  return wrk.format("POST", "/v1/orders", headers, body)
+end
+"""
+
+
+def _wrk_ms(text: str) -> float:
+    value = float(re.sub(r"[a-z]+$", "", text))
+    unit = re.sub(r"^[\d.]+", "", text)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}.get(unit, 1.0)
+
+
+def wrk_load(
+    port: int, key: str, members: int, seconds: float, concurrency: int, tag: str
+) -> dict[str, float]:
+    """The same closed-loop earn load from ``wrk`` (C, two threads): far less CPU than Python's."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT)
+        script = fh.name
+    env = {**os.environ, "BENCH_MEMBERS": str(members), "BENCH_KEY": key, "BENCH_TAG": tag}
+    cmd = ["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{max(1, round(seconds))}s"]
+    cmd += ["--latency", "-s", script, f"http://127.0.0.1:{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    os.unlink(script)
+    if out.returncode != 0:
+        raise SystemExit(f"wrk failed: {out.stderr.strip()}")
+    text = out.stdout
+    calls = int(re.search(r"(\d+) requests in", text).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = int(bad.group(1)) if bad else 0
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    if sockets:
+        errors += sum(int(x) for x in sockets.groups())
+    pct = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", text, re.MULTILINE))
+    return {
+        "calls": calls,
+        "errors": errors,
+        "per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1)),  # type: ignore[union-attr]
+        "p50_ms": _wrk_ms(pct["50"]),
+        "p99_ms": _wrk_ms(pct["99"]),
+    }
+
+
 def _process_tree(pid: int) -> list[int]:
     """``pid`` and its descendants (uvicorn's supervisor and its workers)."""
     children: dict[int, list[int]] = {}
@@ -263,7 +426,13 @@ def _backend_pids(url: str | None) -> list[int]:
 
 
 def measured_load(
-    server: Server, url: str | None, key: str, members: int, seconds: float, concurrency: int
+    server: Server,
+    url: str | None,
+    key: str,
+    members: int,
+    seconds: float,
+    concurrency: int,
+    use_wrk: bool = False,
 ) -> dict[str, float]:
     """Earn over HTTP, plus the CPU each party spent per call while it ran.
 
@@ -274,9 +443,12 @@ def measured_load(
     assert server.proc is not None
     server_before = _cpu_seconds(_process_tree(server.proc.pid))
     db_before = _cpu_seconds(_backend_pids(url))
-    client_before = time.process_time()
-    r = asyncio.run(load(server.port, key, members, seconds, concurrency, "run"))
-    client = time.process_time() - client_before
+    client_before = time.process_time() + _children_cpu()
+    if use_wrk:
+        r = wrk_load(server.port, key, members, seconds, concurrency, "run")
+    else:
+        r = asyncio.run(load(server.port, key, members, seconds, concurrency, "run"))
+    client = time.process_time() + _children_cpu() - client_before
     server_cpu = _spent(server_before, _cpu_seconds(_process_tree(server.proc.pid)))
     db_cpu = _spent(db_before, _cpu_seconds(_backend_pids(url)))
     calls = max(r["calls"], 1)
@@ -287,6 +459,14 @@ def measured_load(
     r["cpu_ms"] = total
     r["ceiling_per_s"] = (os.cpu_count() or 1) * 1000 / total if total else 0.0
     return r
+
+
+def _children_cpu() -> float:
+    """CPU of finished child processes (wrk): user + system."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def load_average() -> str:
@@ -391,6 +571,13 @@ def pgbench(url: str, seconds: int, clients: int) -> dict[str, float] | None:
     return {"tps": tps, "latency_avg_ms": lat}
 
 
+def group_commit_mode(url: str | None) -> str:
+    """What the server does with ``KIZUNA_EARN_GROUP_COMMIT`` (auto: on for PostgreSQL)."""
+    mode = os.environ.get("KIZUNA_EARN_GROUP_COMMIT", "auto").lower()
+    on = mode == "on" or (mode == "auto" and bool(url))
+    return f"{'on' if on else 'off'} ({mode})"
+
+
 EARN_GOAL = 1000  # calls/s, at p99 under EARN_P99_GOAL_MS, on PostgreSQL
 EARN_P99_GOAL_MS = 50
 BATCH_GOAL = 20_000  # order lines/s
@@ -414,6 +601,16 @@ def main() -> None:
         help="keep the server's per-request INFO log (default: KIZUNA_LOG_LEVEL=WARNING)",
     )
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--python-loadgen",
+        action="store_true",
+        help="use the Python load generator even when wrk is installed",
+    )
+    parser.add_argument(
+        "--first-calls",
+        action="store_true",
+        help="leave members without a points account, so many calls enrol (rounds 1-3 did)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.members, args.concurrency, args.batch_orders = 1.0, 50, 4, 200
@@ -424,27 +621,42 @@ def main() -> None:
     backends = [("PostgreSQL", pg, args.workers)] if pg else []
     if not args.no_sqlite or not pg:
         backends.append(("SQLite", None, 1))
+    use_wrk = shutil.which("wrk") is not None and not args.python_loadgen
+    print(
+        f"load generator: {'wrk (C, 2 threads)' if use_wrk else 'Python asyncio'}"
+        + ("" if use_wrk or args.python_loadgen else " (wrk not installed)")
+    )
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, "
         f"load average {load_average()} (1/5/15 min) at the start"
     )
     for name, url, workers in backends:
         with tempfile.TemporaryDirectory() as tmp:
-            ctx, key, admin_key = setup(Path(tmp) / "ws", url, args.members)
+            ctx, key, admin_key = setup(Path(tmp) / "ws", url, args.members, not args.first_calls)
             ip = in_process(ctx, args.members, args.in_process)
             print(
                 f"{name:10s} earn in-process, sequential: {ip['ms_wall']:.2f} ms/call wall, "
                 f"{ip['ms_cpu']:.2f} ms/call CPU, {ip['statements']:.1f} statements "
                 f"= {ip['round_trips']:.1f} round trips per call"
             )
+            gp = in_process_groups(ctx, args.members, args.in_process)
+            print(
+                f"{name:10s} earn in-process, groups of {gp['size']} (group commit's writer alone): "
+                f"{gp['ms_wall']:.2f} ms/call wall, {gp['ms_cpu']:.2f} ms/call CPU, "
+                f"{gp['statements_per_group']:.1f} statements per group"
+            )
             server = Server(ctx.settings.workspace, workers=workers)
             server.start()
             try:
                 warm = min(args.seconds, 1.0)
                 asyncio.run(load(server.port, key, args.members, warm, args.concurrency, "warm"))
-                r = measured_load(server, url, key, args.members, args.seconds, args.concurrency)
+                r = measured_load(
+                    server, url, key, args.members, args.seconds, args.concurrency, use_wrk
+                )
                 print(
                     f"{name:10s} earn over HTTP ({workers} worker(s), {args.concurrency} connections, "
+                    f"load generator {'wrk' if use_wrk else 'Python'}, "
+                    f"group commit {group_commit_mode(url)}, "
                     f"load average {load_average()}): "
                     f"{r['per_s']:,.0f} calls/s  p50 {r['p50_ms']:.1f} ms  p99 {r['p99_ms']:.1f} ms  "
                     f"({r['calls']:,} calls, {r['errors']} errors)"

@@ -156,6 +156,15 @@ def _log_level(value: str) -> str:
     return level
 
 
+def _auto_on_off(value: str | bool) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    text = str(value).strip().lower()
+    if text not in ("auto", "on", "off"):
+        raise ValueError(f"must be auto, on or off, got {value!r}")
+    return text
+
+
 def _yes_no(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -194,6 +203,14 @@ SETTINGS: tuple[Setting, ...] = (
         "a burst). Size the server's max_connections for every API process and worker "
         "times 1.5 × this, or put PgBouncer in front. Ignored for SQLite.",
         _positive_int,
+    ),
+    Setting(
+        "earn_group_commit",
+        "auto",
+        "Till earn calls (POST /v1/orders) arriving together in one API process share one "
+        "transaction (group commit): on, off, or auto (on for PostgreSQL, off for SQLite). "
+        "Answers are those of one call at a time; a refused order never fails another.",
+        _auto_on_off,
     ),
     Setting(
         "timezone",
@@ -516,6 +533,7 @@ class Settings:
     secret_key: str = ""
     analytics_engine: str = "duckdb"
     database_pool_size: int = 16
+    earn_group_commit: str = "auto"
     loyalty_behaviour_weights: str = "monetary=0.6,clv=0.2,frequency=0.2"
     loyalty_attitude_weights: str = "nps=1,csat=0.7,support=0.3,review=0.5,referral=1,community=0.8"
     loyalty_behaviour_threshold: float = 0.7

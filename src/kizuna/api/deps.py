@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 #: SQLite allows one writer: queueing writers of this process on a lock is
 #: fair and immediate, where SQLite's busy handler sleeps in growing steps.
-_sqlite_writer = threading.Lock()
+SQLITE_WRITER = threading.Lock()
 
 
 def context(request: Request) -> Context:
@@ -67,7 +67,7 @@ async def caller(
             auth.verify, lambda: UnitOfWork(ctx.engine, ctx.settings), header
         )
     if ratelimit.limit_for(ctx.settings, key.scope) > 0:
-        lock = _sqlite_writer if ctx.settings.is_sqlite else None
+        lock = SQLITE_WRITER if ctx.settings.is_sqlite else None
         await run_in_threadpool(
             ratelimit.check, ctx.engine, ctx.settings, key.prefix, key.scope, lock
         )
@@ -99,7 +99,7 @@ def run(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
     for attempt in range(2):
         try:
             if ctx.settings.is_sqlite:
-                with _sqlite_writer, UnitOfWork(ctx.engine, ctx.settings) as uow:
+                with SQLITE_WRITER, UnitOfWork(ctx.engine, ctx.settings) as uow:
                     return handler(uow)
             with UnitOfWork(ctx.engine, ctx.settings) as uow:
                 return handler(uow)
@@ -151,7 +151,7 @@ def write(ctx: Context, handler: Callable[[UnitOfWork], T]) -> T:
     """Run a service that opens and commits its own unit of work, as this process's
     only SQLite writer at that moment (no lock on PostgreSQL, whose rows lock)."""
     if ctx.settings.is_sqlite:
-        with _sqlite_writer:
+        with SQLITE_WRITER:
             return handler(fresh_uow(ctx))
     return handler(fresh_uow(ctx))
 

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
-from kizuna.api.deps import CtxDep, IdemDep, allow, run
-from kizuna.services.programme import batch, orders, refunds
+from kizuna.api.deps import SQLITE_WRITER, CtxDep, IdemDep, allow, run
+from kizuna.bootstrap import Context
+from kizuna.services.programme import batch, group_commit, orders, refunds
+from kizuna.services.uow import UnitOfWork
 
 router = APIRouter(tags=["orders"])
 StrictInt = Annotated[int, Field(strict=True)]
@@ -75,13 +82,48 @@ def _lines(lines: list[LineIn]) -> tuple[orders.OrderLine, ...]:
     )
 
 
+def _open_group_uow(ctx: Context) -> Callable[[], AbstractContextManager[UnitOfWork]]:
+    @contextmanager
+    def open_uow() -> Iterator[UnitOfWork]:
+        lock = SQLITE_WRITER if ctx.settings.is_sqlite else nullcontext()
+        with lock, UnitOfWork(ctx.engine, ctx.settings) as uow:
+            yield uow
+
+    return open_uow
+
+
+_writers: weakref.WeakKeyDictionary[Context, group_commit.GroupWriter | None] = (
+    weakref.WeakKeyDictionary()
+)
+_writers_lock = threading.Lock()
+
+
+def group_writer(ctx: Context) -> group_commit.GroupWriter | None:
+    """This process's group writer for the workspace, or None when group commit is off."""
+    with _writers_lock:
+        if ctx not in _writers:
+            mode = ctx.settings.earn_group_commit
+            on = mode == "on" or (mode == "auto" and not ctx.settings.is_sqlite)
+            _writers[ctx] = (
+                group_commit.GroupWriter(
+                    _open_group_uow(ctx),
+                    lambda cmd, now: run(ctx, lambda uow: orders.record_order(uow, cmd, now)),
+                )
+                if on
+                else None
+            )
+        return _writers[ctx]
+
+
 @router.post(
     "/orders",
     status_code=201,
     dependencies=[allow("earn")],
     summary="Record an order and earn its points",
 )
-def record_order(body: OrderIn, idem: IdemDep, ctx: CtxDep) -> JSONResponse:
+async def record_order(body: OrderIn, idem: IdemDep, ctx: CtxDep) -> JSONResponse:
+    """Async so that the call waits for its group's commit without holding a worker thread
+    (see :mod:`kizuna.services.programme.group_commit`)."""
     cmd = orders.RecordOrder(
         body.order_id,
         body.member_id,
@@ -93,7 +135,13 @@ def record_order(body: OrderIn, idem: IdemDep, ctx: CtxDep) -> JSONResponse:
         body.store,
         idem,
     )
-    status, result = run(ctx, lambda uow: orders.record_order(uow, cmd))
+    writer = group_writer(ctx)
+    if writer is None:
+        status, result = await run_in_threadpool(
+            run, ctx, lambda uow: orders.record_order(uow, cmd)
+        )
+    else:
+        status, result = await writer.record(cmd)
     return JSONResponse(result, status_code=status)
 
 

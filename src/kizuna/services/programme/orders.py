@@ -98,6 +98,14 @@ def check_lines(
             raise ValidationError(f"line {line.line_no}: quantity must be between 1 and 1000000")
 
 
+def check_command(cmd: RecordOrder) -> None:
+    """The checks of an earn call that need no database (the group writer runs them first)."""
+    if not cmd.order_id or len(cmd.order_id) > MAX_ID:
+        raise ValidationError(f"order_id must be 1 to {MAX_ID} characters")
+    if cmd.ordered_at is not None and cmd.ordered_at.tzinfo is None:
+        raise ValidationError("ordered_at needs a timezone offset, e.g. 2026-11-26T10:00:00+09:00")
+
+
 def _categories(uow: UnitOfWork, lines: Sequence[OrderLine]) -> tuple[list[Line], dict[str, int]]:
     """Earning lines with each product's category from the catalogue when not given."""
     names = sorted({x.product for x in lines if x.product})
@@ -302,26 +310,17 @@ def record_order(
     writes (plus the lots, only when a release or expiry is due).
     """
     now = now or datetime.now(UTC)
-    if not cmd.order_id or len(cmd.order_id) > MAX_ID:
-        raise ValidationError(f"order_id must be 1 to {MAX_ID} characters")
-    if cmd.ordered_at is not None and cmd.ordered_at.tzinfo is None:
-        raise ValidationError("ordered_at needs a timezone offset, e.g. 2026-11-26T10:00:00+09:00")
+    check_command(cmd)
     opened = open_member(uow, None, cmd.member_id, now, need_lots=False)
     account = opened.account
-    customer_id = account.customer_id  # whose points (the pool, in a pooled B2B programme)
-    buyer = opened.actor_id  # whose order
     programme = opened.active.programme
     at = cmd.ordered_at or now
     pg = uow.dialect == "postgresql"
     periods = cap_periods(programme)
     first = bool(programme.actions.get("first_purchase"))
-    basis = (
-        programme.tier_basis
-        if programme.tiers and rank(programme, account.tier) < len(programme.tiers) - 1
-        else None
-    )
+    basis = tier_basis(programme, account.tier)
     params: dict[str, Any] = {
-        "cid": customer_id,
+        "cid": account.customer_id,
         "ik": cmd.idem.key if cmd.idem else "",
         "ext": cmd.order_id,
     }
@@ -336,9 +335,6 @@ def record_order(
                 "send a new key for a new request, or the same body to retry"
             )
         return int(got.ik_status), dict(got.ik_body)
-    check_lines(cmd.lines, cmd.currency, programme, uow.settings.currency)
-    lines, product_ids = _categories(uow, cmd.lines)
-    total = sum(x.amount for x in cmd.lines)
     ids: dict[str, list[int]] = {}
     if pg:
         ids = {
@@ -346,6 +342,40 @@ def record_order(
             pt.point_lots.name: [got.lot_id_1] + ([got.lot_id_2] if first else []),
         }
     writes = Writes(uow, ids)
+    status, body = earn_locked(uow, cmd, now, opened, got, writes)
+    writes.flush()
+    if commit:
+        uow.commit()
+    return status, body
+
+
+def tier_basis(programme: Programme, tier: str | None) -> str | None:
+    """What qualifies for the next tier, or None at the top tier (nothing left to reach)."""
+    if programme.tiers and rank(programme, tier) < len(programme.tiers) - 1:
+        return programme.tier_basis
+    return None
+
+
+def earn_locked(
+    uow: UnitOfWork, cmd: RecordOrder, now: datetime, opened: Opened, got: Any, writes: Writes
+) -> tuple[int, dict[str, Any]]:
+    """The earn once the member is locked and ``got`` holds what :func:`_reads` reads.
+
+    Shared by the one-call path and the group writer (which locks and reads a
+    whole group at once): every row goes into ``writes``, which the caller
+    flushes. ``writes`` holds the ids drawn for this order's order and lots.
+    """
+    account = opened.account
+    customer_id = account.customer_id  # whose points (the pool, in a pooled B2B programme)
+    buyer = opened.actor_id  # whose order
+    programme = opened.active.programme
+    at = cmd.ordered_at or now
+    periods = cap_periods(programme)
+    first = bool(programme.actions.get("first_purchase"))
+    basis = tier_basis(programme, account.tier)
+    check_lines(cmd.lines, cmd.currency, programme, uow.settings.currency)
+    lines, product_ids = _categories(uow, cmd.lines)
+    total = sum(x.amount for x in cmd.lines)
     if got.order_pk is not None:
         if got.order_cid != buyer:
             raise Conflict(f"order {cmd.order_id} belongs to another member")
@@ -437,9 +467,6 @@ def record_order(
     }
     if cmd.idem is not None:
         writes.insert(pt.idempotency_keys, [remembered(cmd.idem, 201, body)])
-    writes.flush()
-    if commit:
-        uow.commit()
     return 201, body
 
 
