@@ -34,13 +34,14 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import Message
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from kizuna.automation.actions import ActionContext, PermanentFailure, RetryLater
 from kizuna.automation.channels.email import EMAIL, OutgoingEmail, SMTPSender, message_id
@@ -67,6 +68,7 @@ class _Mail:
     key: str
     message: Message | OutgoingEmail | None = None
     error: Exception | None = None
+    ledger_id: int = 0
 
 
 class SMTPPool:
@@ -88,14 +90,16 @@ class SMTPPool:
                 self._senders.append(sender)
         return sender
 
-    def send_all(
+    def submit(
         self,
         settings: Any,
         mails: Sequence[_Mail],
         on_sent: Callable[[list[_Mail]], None],
         concurrent: int = 1,
-    ) -> None:
-        """Send every built message; failures are stored on the mail, never raised.
+    ) -> list[Future[None]]:
+        """Start sending every built message; the futures end when all are handled.
+
+        Failures are stored on the mail, never raised.
 
         Each connection sends its next message only once the previous one is
         ledgered ``sent`` (``on_sent``, called with every message accepted
@@ -103,7 +107,8 @@ class SMTPPool:
         a crash can repeat at most the messages in flight, one per
         connection, each with its original Message-ID. An error while
         ledgering stops the batch and is raised: the rows stay ``sending``
-        and the next pass resends them, at least once.
+        and the next pass resends them, at least once. The worker prepares
+        its next batch in the database meanwhile (see :class:`EmailBatch`).
         """
         queue = deque(mails)
         threads = min(self.size, len(mails))
@@ -131,9 +136,7 @@ class SMTPPool:
             finally:
                 ledger.leave()
 
-        futures = [self._executor.submit(drain) for _ in range(threads)]
-        for future in futures:
-            future.result()
+        return [self._executor.submit(drain) for _ in range(threads)]
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
@@ -232,29 +235,189 @@ def _email_params(journey: Journey, step_id: str | None) -> dict[str, Any] | Non
     return dict(step.params)
 
 
-def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[int]]:
-    """Take the plain email steps among ``run_ids``.
+@dataclass
+class EmailBatch:
+    """A claimed batch whose ``sending`` rows are committed: phases 2 and 3 still to come.
 
-    Returns the runs it advanced, and among them those with another step
-    due right away (which the single path continues); the leases of the
-    others are given back with their new state. The runs it does not return
-    are untouched and go through the single path.
+    The worker keeps one batch on the wire while it prepares the next
+    (:meth:`kizuna.automation.runner.Runner.begin_batch`): the SMTP
+    connections never wait for the claim, the reads and the ``sending``
+    rows of the next batch. Nothing of a batch leaves before its
+    ``sending`` rows are committed, so overlapping changes no guarantee; a
+    crash with a prepared batch not yet started leaves only ``sending`` rows
+    and leases, which expire, and the single path then sends each of those
+    messages once with its Message-ID.
     """
-    from kizuna.automation.runner import (
-        MAX_ATTEMPTS,
-        RunState,
-        _begin,
-        _commit,
-        _quiet_until,
-        backoff,
+
+    runner: Runner
+    now: datetime
+    taken: list[_Mail]
+    states: dict[int, Any]
+    handled: set[int]
+    futures: list[Future[None]] | None = None
+
+    def start(self) -> None:
+        """Put the batch's messages on the wire (returns at once)."""
+        runner = self.runner
+        s = at.sends
+        if self.futures is not None or not self.taken:
+            self.futures = self.futures or []
+            return
+
+        postgres = runner.engine.dialect.name == "postgresql"
+
+        def record_sent(group: list[_Mail]) -> None:
+            # By primary key. On PostgreSQL one array parameter, so every group
+            # size shares one prepared statement; building an OR of key pairs
+            # cost ~100 µs of CPU per message.
+            ids = [m.ledger_id for m in group]
+            where = (
+                s.c.id == sa.any_(sa.bindparam("ids", ids, type_=postgresql.ARRAY(sa.BigInteger)))
+                if postgres
+                else s.c.id.in_(ids)
+            )
+            with runner.engine.begin() as conn:
+                conn.execute(
+                    sa.update(s).where(where).values(status="sent", done_at=runner.clock())
+                )
+
+        # SQLite has one writer; PostgreSQL overlaps the WAL flushes of a few commits.
+        concurrent = 1 if runner.engine.dialect.name == "sqlite" else 4
+        self.futures = runner.smtp_pool().submit(
+            runner.settings,
+            [m for m in self.taken if m.message is not None],
+            record_sent,
+            concurrent,
+        )
+
+    def wait(self) -> None:
+        """Return once every message is accepted (and ledgered ``sent``) or failed.
+
+        Raises what stopped a connection (a ``sent`` mark the database
+        refused), after every connection has stopped.
+        """
+        self.start()
+        assert self.futures is not None
+        errors: list[BaseException] = []
+        for future in self.futures:
+            try:
+                future.result()
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def finish(self) -> tuple[set[int], set[int]]:
+        """Wait for the messages, then record the step changes (phase 3)."""
+        from kizuna.automation.runner import MAX_ATTEMPTS, RunState, _begin, _commit, backoff
+
+        self.wait()
+        runner, now, taken = self.runner, self.now, self.taken
+        s = at.sends
+        if not taken:
+            return self.handled, _due_again(self.states, now)
+        done_at = runner.clock()
+        with runner._connect() as conn:
+            _begin(conn)
+            sent = [m for m in taken if m.error is None]
+            states = {m.run.id: _advanced(m, now, RunState) for m in sent}
+            dead: list[_Mail] = []
+            for mail in taken:
+                if mail.error is None:
+                    continue
+                state = RunState(
+                    mail.run.status, mail.run.step_id, mail.run.waiting, mail.run.due_at,
+                    mail.run.variant, mail.run.attempts + 1, str(mail.error),
+                )  # fmt: skip
+                if isinstance(mail.error, RetryLater) and state.attempts < MAX_ATTEMPTS:
+                    state.due_at = now + backoff(state.attempts)
+                else:
+                    state.status, state.due_at = "dead", None
+                    dead.append(mail)
+                states[mail.run.id] = state
+            if dead:
+                conn.execute(
+                    sa.update(s)
+                    .where(
+                        s.c.customer_id == sa.bindparam("b_customer"),
+                        s.c.idempotency_key == sa.bindparam("b_key"),
+                    )
+                    .values(
+                        status="dead",
+                        reason=sa.bindparam("b_reason"),
+                        done_at=done_at,
+                        message_id=None,
+                    ),
+                    [
+                        {"b_customer": m.run.customer_id, "b_key": m.key, "b_reason": str(m.error)}
+                        for m in dead
+                    ],
+                )
+            _relaxed_commit(conn)
+            _save_states(conn, runner.worker, states, now)
+            _commit(conn)
+        self.states.update(states)
+        return self.handled, _due_again(self.states, now)
+
+
+def _insert_ledger(conn: sa.Connection, rows: list[dict[str, Any]]) -> Any:
+    """Insert the batch's ledger rows; returns (idempotency_key, id) of each.
+
+    On PostgreSQL as ``INSERT ... SELECT unnest(:column_array), ...``: one
+    short statement with one array per column instead of a multi-row
+    ``VALUES`` with 14 parameters per row, which cost SQLAlchemy and psycopg
+    tens of µs of CPU per row to render and parse.
+    """
+    s = at.sends
+    returning = (s.c.idempotency_key, s.c.id)
+    if conn.dialect.name != "postgresql":
+        return conn.execute(sa.insert(s).returning(*returning), rows)
+    names = list(rows[0])
+    arrays = sa.select(
+        *(
+            sa.func.unnest(
+                sa.bindparam(
+                    f"a_{name}", [row[name] for row in rows], postgresql.ARRAY(s.c[name].type)
+                )
+            )
+            for name in names
+        )
     )
+    return conn.execute(sa.insert(s).from_select(names, arrays).returning(*returning))
+
+
+def _due_again(states: dict[int, Any], now: datetime) -> set[int]:
+    return {
+        run_id
+        for run_id, state in states.items()
+        if state.status == "active" and state.due_at is not None and state.due_at <= now
+    }
+
+
+def _relaxed_commit(conn: sa.Connection) -> None:
+    """On PostgreSQL, let this transaction's commit return before its WAL flush.
+
+    Only for writes whose loss in a database crash can neither repeat nor
+    lose a message: the lease of a claim, and the step changes after
+    ``sent`` marks, which themselves always commit synchronously (a later
+    synchronous commit flushes all WAL before it). Lost step changes leave
+    the runs on a step whose ledger row says ``sent``; the next worker moves
+    them on without sending. Saves a ~3 ms flush per batch.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+
+
+def prepare_batch(runner: Runner, run_ids: Iterable[int]) -> EmailBatch:
+    """Phase 1 for the plain email steps among ``run_ids``; an empty batch when none fit."""
+    from kizuna.automation.runner import RunState, _begin, _commit, _quiet_until
     from kizuna.domain.journeys import zone_of
 
     ids = list(run_ids)
-    if len(ids) < MIN_BATCH or runner.settings.frequency_cap:
-        return set(), set()
-    r, s, c = at.journey_runs, at.sends, t.customers
     now = runner.clock()
+    if len(ids) < MIN_BATCH or runner.settings.frequency_cap:
+        return EmailBatch(runner, now, [], {}, set())
+    r, s, c = at.journey_runs, at.sends, t.customers
     settings = runner.settings
     mails: list[_Mail] = []
     with runner._connect() as conn:
@@ -287,7 +450,7 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
             )
         if len(mails) < MIN_BATCH:
             _commit(conn)
-            return set(), set()
+            return EmailBatch(runner, now, [], {}, set())
         customer_ids = [m.run.customer_id for m in mails]
         customers = {
             row.id: dict(row._mapping)
@@ -362,81 +525,15 @@ def send_batch(runner: Runner, run_ids: Iterable[int]) -> tuple[set[int], set[in
             for m, reason in skipped
         ]  # fmt: skip
         if rows:
-            conn.execute(sa.insert(s), rows)
+            # The ids let each ``sent`` mark find its rows by primary key.
+            ledger_ids = {str(row[0]): int(row[1]) for row in _insert_ledger(conn, rows)}
+            for mail in taken:
+                mail.ledger_id = ledger_ids[mail.key]
         states = {m.run.id: _advanced(m, now, RunState) for m, _ in skipped}
-        all_states = dict(states)
         _save_states(conn, runner.worker, states, now)
         _commit(conn)  # the intent to send is durable before any message leaves
-
-    def record_sent(group: list[_Mail]) -> None:
-        with runner.engine.begin() as conn:
-            conn.execute(
-                sa.update(s)
-                .where(
-                    # OR of key pairs, not a row-value IN: SQLite answers the
-                    # latter with a scan of the whole ledger.
-                    sa.or_(
-                        *(
-                            sa.and_(
-                                s.c.customer_id == m.run.customer_id, s.c.idempotency_key == m.key
-                            )
-                            for m in group
-                        )
-                    )
-                )
-                .values(status="sent", done_at=runner.clock())
-            )
-
-    # SQLite has one writer; PostgreSQL overlaps the WAL flushes of a few commits.
-    concurrent = 1 if runner.engine.dialect.name == "sqlite" else 4
-    runner.smtp_pool().send_all(
-        settings, [m for m in taken if m.message is not None], record_sent, concurrent
-    )
-
-    done_at = runner.clock()
-    with runner._connect() as conn:
-        _begin(conn)
-        sent = [m for m in taken if m.error is None]
-        states = {m.run.id: _advanced(m, now, RunState) for m in sent}
-        dead: list[_Mail] = []
-        for mail in taken:
-            if mail.error is None:
-                continue
-            state = RunState(
-                mail.run.status, mail.run.step_id, mail.run.waiting, mail.run.due_at,
-                mail.run.variant, mail.run.attempts + 1, str(mail.error),
-            )  # fmt: skip
-            if isinstance(mail.error, RetryLater) and state.attempts < MAX_ATTEMPTS:
-                state.due_at = now + backoff(state.attempts)
-            else:
-                state.status, state.due_at = "dead", None
-                dead.append(mail)
-            states[mail.run.id] = state
-        if dead:
-            conn.execute(
-                sa.update(s)
-                .where(
-                    s.c.customer_id == sa.bindparam("b_customer"),
-                    s.c.idempotency_key == sa.bindparam("b_key"),
-                )
-                .values(
-                    status="dead", reason=sa.bindparam("b_reason"), done_at=done_at, message_id=None
-                ),
-                [
-                    {"b_customer": m.run.customer_id, "b_key": m.key, "b_reason": str(m.error)}
-                    for m in dead
-                ],
-            )
-        _save_states(conn, runner.worker, states, now)
-        _commit(conn)
-    all_states.update(states)
     handled = {m.run.id for m in taken} | {m.run.id for m, _ in skipped}
-    more = {
-        run_id
-        for run_id, state in all_states.items()
-        if state.status == "active" and state.due_at is not None and state.due_at <= now
-    }
-    return handled, more
+    return EmailBatch(runner, now, taken, states, handled)
 
 
 def _advanced(mail: _Mail, now: datetime, run_state: Any) -> Any:

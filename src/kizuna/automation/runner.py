@@ -126,27 +126,48 @@ def backoff(attempts: int) -> timedelta:
 # --- claiming -------------------------------------------------------------------
 
 
-def claim(
-    engine: sa.Engine, worker: str, now: datetime, batch: int = 100, lease: timedelta = LEASE
-) -> list[int]:
-    """Lease up to ``batch`` due runs to ``worker`` and return their ids."""
+def claim_candidates(now: datetime, batch: int) -> sa.Select[Any]:
+    """The first ``batch`` due, unleased runs of active journeys, in claim order.
+
+    Journey priority arbitrates among steps due at the same moment: the more
+    important journey takes the frequency-cap slot first. The order uses the
+    run's copy of the priority, so ``ix_journey_runs_claim`` (status, due_at,
+    priority, id) yields the rows in order and the database stops after
+    ``batch`` of them; ordering by ``journeys.priority`` sorted every due run
+    on each claim.
+
+    Runs of paused (or draft) journeys are filtered by ``NOT IN`` over the
+    few such journeys rather than a join: with a join, PostgreSQL — when
+    its statistics still predate a large enrolment, as right after one —
+    drives the scan from ``journeys`` through the ``journey_id`` index and
+    sorts again; the ``NOT IN`` (a hashed sub-plan) leaves it the index.
+    """
     r, j = at.journey_runs, at.journeys
-    candidates = (
+    return (
         sa.select(r.c.id)
-        .join(j, j.c.id == r.c.journey_id)
         .where(
             r.c.status == "active",
             r.c.due_at <= now,
             sa.or_(r.c.claimed_until.is_(None), r.c.claimed_until < now),
-            j.c.status == "active",
+            r.c.journey_id.not_in(sa.select(j.c.id).where(j.c.status != "active")),
         )
-        # Journey priority arbitrates among steps due at the same moment: the
-        # more important journey takes the frequency-cap slot first.
-        .order_by(r.c.due_at, j.c.priority, r.c.id)
+        .order_by(r.c.due_at, r.c.priority, r.c.id)
         .limit(batch)
     )
+
+
+def claim(
+    engine: sa.Engine, worker: str, now: datetime, batch: int = 100, lease: timedelta = LEASE
+) -> list[int]:
+    """Lease up to ``batch`` due runs to ``worker`` and return their ids."""
+    r = at.journey_runs
+    candidates = claim_candidates(now, batch)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
+            # A lease lost in a database crash sends nothing twice: every
+            # message's ``sending`` row commits synchronously (flushing this
+            # too) before it leaves. So the claim does not wait for its flush.
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             ids = list(conn.execute(candidates.with_for_update(of=r, skip_locked=True)).scalars())
             if ids:
                 conn.execute(
@@ -197,6 +218,14 @@ class RunState:
             self.step_id, self.due_at = step_id, now
 
 
+@dataclass
+class ClaimedBatch:
+    """Claimed run ids and the prepared email part of them (an ``EmailBatch``)."""
+
+    run_ids: list[int]
+    batch: Any
+
+
 class Runner:
     """Advances claimed runs; holds per-worker caches (journeys, the SMTP connection)."""
 
@@ -224,9 +253,25 @@ class Runner:
 
     def process_batch(self, run_ids: list[int], stopping: Callable[[], bool]) -> None:
         """Advance a claimed batch: plain email steps together, everything else one by one."""
-        from kizuna.automation.email_batch import send_batch
+        pending = self.begin_batch(run_ids)
+        pending.batch.start()
+        self.end_batch(pending, stopping)
 
-        done, more = send_batch(self, run_ids)
+    def begin_batch(self, run_ids: list[int]) -> ClaimedBatch:
+        """Prepare a claimed batch's plain email steps (their ``sending`` rows are committed).
+
+        Nothing is sent yet: ``batch.start()`` puts the messages on the wire
+        and :meth:`end_batch` finishes the batch. The worker prepares the
+        next batch while the previous one is sending.
+        """
+        from kizuna.automation.email_batch import prepare_batch
+
+        return ClaimedBatch(run_ids, prepare_batch(self, run_ids))
+
+    def end_batch(self, pending: ClaimedBatch, stopping: Callable[[], bool]) -> None:
+        """Wait for the batch's messages, record them, then take the other runs one by one."""
+        done, more = pending.batch.finish()
+        run_ids = pending.run_ids
         for run_id in run_ids:
             if stopping():
                 break

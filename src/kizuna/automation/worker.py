@@ -20,7 +20,7 @@ from types import FrameType
 
 import sqlalchemy as sa
 
-from kizuna.automation.runner import LEASE, Runner, claim
+from kizuna.automation.runner import LEASE, ClaimedBatch, Runner, claim
 from kizuna.bootstrap import Context
 from kizuna.errors import KizunaError
 from kizuna.services import journeys, segments
@@ -84,6 +84,11 @@ def run_worker(
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, stop) if in_main_thread else None
     last_enroll = last_refresh = last_jobs = float("-inf")
+    # On PostgreSQL the next batch is claimed and prepared while the current
+    # one is on the wire. SQLite has a single writer: preparing there would
+    # hold back the current batch's ``sent`` marks, so it goes one at a time.
+    overlap = ctx.engine.dialect.name == "postgresql"
+    pending: ClaimedBatch | None = None
     try:
         while not stopping and not (stop_event is not None and stop_event.is_set()):
             # Programme state first: tiers and balances feed the segments below.
@@ -109,7 +114,18 @@ def run_worker(
             ids = claim(ctx.engine, worker, now(), batch, lease)
             stats.claimed += len(ids)
             heartbeat.beat(stats.claimed)
-            runner.process_batch(ids, lambda: stopping)
+            prepared = runner.begin_batch(ids) if ids else None
+            if pending is not None:
+                pending.batch.wait()  # its messages are all accepted (or failed)
+            if prepared is not None:
+                prepared.batch.start()
+            # The previous batch's step changes and its one-by-one runs are
+            # recorded while the next one is on the wire.
+            finishing, pending = pending, prepared if overlap else None
+            if finishing is not None:
+                runner.end_batch(finishing, lambda: stopping)
+            if prepared is not None and not overlap:
+                runner.end_batch(prepared, lambda: stopping)
             if progress is not None and ids:
                 progress(stats)
             if not ids:
@@ -120,7 +136,12 @@ def run_worker(
                 else:
                     _time.sleep(poll_seconds)
     finally:
-        heartbeat.stop()
+        try:
+            if pending is not None:
+                # Its messages are on the wire: let them finish and record them.
+                runner.end_batch(pending, lambda: True)
+        finally:
+            heartbeat.stop()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
         runner.close()

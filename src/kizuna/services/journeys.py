@@ -32,6 +32,9 @@ from kizuna.services.uow import UnitOfWork
 from kizuna.store import automation_tables as at
 from kizuna.store import tables as t
 
+#: An enrolment that starts this many runs refreshes the planner's statistics.
+ANALYZE_AFTER = 1000
+
 
 @dataclass(frozen=True)
 class SaveJourney:
@@ -58,6 +61,14 @@ def handle_save(command: SaveJourney, uow: UnitOfWork, now: datetime | None = No
                 raise Conflict(f"journey {journey.name!r} exists; pass --replace to change it")
             uow.conn.execute(sa.update(j).where(j.c.id == existing).values(**values))
             journey_id = int(existing)
+            # Runs carry the priority for the worker's index-backed claim
+            # (runner.claim): a new priority arbitrates from the next claim on.
+            r = at.journey_runs
+            uow.conn.execute(
+                sa.update(r)
+                .where(r.c.journey_id == journey_id, r.c.priority != journey.priority)
+                .values(priority=journey.priority)
+            )
         else:
             journey_id = int(
                 uow.conn.execute(
@@ -240,6 +251,7 @@ def enroll(name: str, uow: UnitOfWork, now: datetime | None = None) -> int:
                     "instance_key": instance_key(journey.name, cand.customer_id, key), "status": "active",
                     "holdout": in_holdout(cand.customer_id, journey.name, journey.holdout_percent),
                     "step_id": first, "due_at": moment, "started_at": moment,
+                    "priority": row.priority,
                 }
             )  # fmt: skip
             active.add(cand.customer_id)
@@ -252,6 +264,14 @@ def enroll(name: str, uow: UnitOfWork, now: datetime | None = None) -> int:
             )
         started = _count_runs(uow.conn, journey_id) - before
         uow.commit()
+        if started >= ANALYZE_AFTER and uow.dialect == "postgresql":
+            # The worker's claim reads due runs in index order; with statistics
+            # from before a large enrolment, PostgreSQL believes few runs are
+            # due and sorts all of them on every claim until autovacuum
+            # catches up (up to a minute or more). ANALYZE samples a bounded
+            # number of rows, so it costs about the same at any table size.
+            uow.conn.exec_driver_sql("ANALYZE journey_runs")
+            uow.commit()
         return started
 
 

@@ -88,6 +88,11 @@ journey_runs = sa.Table(
     sa.Column("journey_id", Id, sa.ForeignKey("journeys.id"), nullable=False, index=True),
     sa.Column("instance_key", sa.String(300), nullable=False),
     sa.Column("status", sa.String(10), nullable=False),
+    #: The journey's priority, copied here (migration 0019) so the claim's
+    #: ``ORDER BY due_at, priority, id`` reads the first due runs straight from
+    #: ``ix_journey_runs_claim`` instead of sorting every due run; kept equal to
+    #: ``journeys.priority`` by enrolment and by saving the journey.
+    sa.Column("priority", sa.Integer, nullable=False, server_default="100"),
     sa.Column("holdout", sa.Boolean, nullable=False),
     sa.Column("variant", sa.String(64)),
     sa.Column("step_id", sa.String(64)),
@@ -103,7 +108,9 @@ journey_runs = sa.Table(
     sa.Column("last_error", sa.Text, info={"personal": True}),
     sa.CheckConstraint("status IN ('active', 'completed', 'exited', 'dead')", name="status"),
     sa.UniqueConstraint("customer_id", "journey_id", "instance_key"),
-    sa.Index("ix_journey_runs_status_due_at", "status", "due_at"),
+    # Serves the claim (due active runs in claim order) and every query on
+    # (status, due_at), which it replaced.
+    sa.Index("ix_journey_runs_claim", "status", "due_at", "priority", "id"),
 )
 
 #: The send ledger: one row per (run, step) effect, keyed for idempotency.
