@@ -64,6 +64,13 @@ def _positive_int(value: str | int) -> int:
     return number
 
 
+def _non_negative_int(value: str | int) -> int:
+    number = int(value)
+    if number < 0:
+        raise ValueError(f"must be a whole number of 0 or more, got {value!r}")
+    return number
+
+
 def _text(value: str) -> str:
     return str(value)
 
@@ -247,6 +254,16 @@ SETTINGS: tuple[Setting, ...] = (
         "generated once into WORKSPACE/.secret_key (mode 0600); set it when several "
         "dashboard processes must accept the same sessions. Never printed.",
         _secret,
+    ),
+    Setting(
+        "dashboard_refresh_seconds",
+        300,
+        "How stale a dashboard figure that follows the data (overview, KPIs, cohorts, "
+        "lifecycle, voice, ambassadors) may get: after a write the page shows the stored "
+        "figure with its time while one process recomputes it in the background, at most "
+        "once per this many seconds per figure. 0 recomputes on the page view itself "
+        "(always current; tens of seconds per view on a million customers).",
+        _non_negative_int,
     ),
     Setting(
         "analytics_engine",
@@ -531,6 +548,7 @@ class Settings:
     import_batch_rows: int
     max_field_chars: int
     secret_key: str = ""
+    dashboard_refresh_seconds: int = 300
     analytics_engine: str = "duckdb"
     database_pool_size: int = 16
     earn_group_commit: str = "auto"

@@ -14,8 +14,18 @@ and lifecycle reflect the latest import, as ``kizuna kpi`` does). Their rows
 live under run 0 with a *fingerprint* of the data: the smallest and largest
 ids of every table they read plus the newest import run and erasure, one
 indexed statement. Any insert (import, API ingestion, an earn), purge of
-old rows or erasure changes it, and the first reader after the change recomputes and stores the
-new figures; until then every reader gets the stored ones.
+old rows or erasure changes it. Outside the dashboard (CLI, API, a scoring
+run) the first reader after a change recomputes and stores the new figures.
+
+A dashboard page instead serves the stored figure at once and has it
+recomputed in the background (stale-while-revalidate, :func:`for_data`):
+recomputing one took 10-50 s at a million customers, and a shop whose till
+earns points every few seconds changes the fingerprint all the time. One
+process of the whole deployment recomputes a figure, the one that wins its
+lease row in ``figure_refresh`` (a crashed one's lease lapses), and at most
+once per ``dashboard_refresh_seconds``, so continuous writes cost a bounded
+amount of work; the page says how old the figure is. See
+:mod:`kizuna.services.figure_refresh`.
 
 Documents are JSON text (``NaN`` kept, so a figure reads back bit for bit);
 :func:`frame_doc` / :func:`doc_frame` carry pandas frames.
@@ -26,12 +36,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from kizuna.services import figure_refresh as fr
 from kizuna.store import tables as t
 from kizuna.store.web_tables import run_artefacts
 
@@ -123,21 +136,50 @@ def erasure_mark(conn: sa.Connection) -> str:
 
 def read(conn: sa.Connection, run_id: int, key: str) -> tuple[str, Any] | None:
     """(fingerprint, document) of a stored artefact, or None."""
+    found = read_stored(conn, run_id, key)
+    return None if found is None else (found.fingerprint, found.doc)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One stored artefact: what it was computed on, when, and the document."""
+
+    fingerprint: str
+    created_at: datetime
+    doc: Any
+
+
+def read_stored(conn: sa.Connection, run_id: int, key: str) -> Stored | None:
     row = conn.execute(
-        sa.select(_a.fingerprint, _a.doc).where(_a.run_id == run_id, _a.key == key)
+        sa.select(_a.fingerprint, _a.created_at, _a.doc).where(_a.run_id == run_id, _a.key == key)
     ).first()
-    return None if row is None else (row.fingerprint, json.loads(row.doc))
+    return None if row is None else Stored(row.fingerprint, row.created_at, json.loads(row.doc))
 
 
-def write(engine: sa.Engine, run_id: int, key: str, doc: Any, fp: str = "") -> None:
-    """Store (or replace) one artefact; a concurrent writer of the same row wins quietly."""
+def write(
+    engine: sa.Engine,
+    run_id: int,
+    key: str,
+    doc: Any,
+    fp: str = "",
+    created_at: datetime | None = None,
+) -> None:
+    """Store (or replace) one artefact; a concurrent writer of the same row wins quietly.
+
+    ``created_at`` is when the data was read (the page's "as of"), by
+    default now.
+    """
     text = dumps(doc)
     try:
         with engine.begin() as conn:
             conn.execute(sa.delete(run_artefacts).where(_a.run_id == run_id, _a.key == key))
             conn.execute(
                 sa.insert(run_artefacts).values(
-                    run_id=run_id, key=key, fingerprint=fp, created_at=datetime.now(UTC), doc=text
+                    run_id=run_id,
+                    key=key,
+                    fingerprint=fp,
+                    created_at=created_at or _now(),
+                    doc=text,
                 )
             )
     except sa.exc.IntegrityError:  # another process stored the same figures first
@@ -155,6 +197,26 @@ def for_run(ctx: Context, run: RunInfo, key: str, make: Callable[[], Any]) -> An
     return json.loads(dumps(doc))
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fingerprint(ctx: Context, tables: tuple[str, ...], extra: str) -> str:
+    with ctx.engine.connect() as conn:
+        return fingerprint(conn, tables) + (f";{extra}" if extra else "")
+
+
+def _make_and_store(
+    ctx: Context, key: str, tables: tuple[str, ...], make: Callable[[], Any], extra: str
+) -> Any:
+    """Read the fingerprint, make the figure, store both with the time of the read."""
+    started = _now()
+    fp = _fingerprint(ctx, tables, extra)
+    doc = make()
+    write(ctx.engine, WORKSPACE, key, doc, fp, created_at=started)
+    return doc
+
+
 def for_data(
     ctx: Context, key: str, tables: tuple[str, ...], make: Callable[[], Any], extra: str = ""
 ) -> Any:
@@ -162,14 +224,38 @@ def for_data(
 
     ``extra`` joins the fingerprint: e.g. the day, for a figure that also
     depends on the date it is computed on.
+
+    On a dashboard page (:func:`figure_refresh.begin_page`) with ``dashboard_refresh_seconds``
+    above 0, a stale stored figure is returned at once and recomputed in
+    the background by whichever process takes its lease; only a figure
+    never stored is computed here. Elsewhere (and with 0) a stale figure is
+    recomputed here, as the CLI and a scoring run need the current one.
     """
     with ctx.engine.connect() as conn:
         fp = fingerprint(conn, tables) + (f";{extra}" if extra else "")
-        found = read(conn, WORKSPACE, key)
-    if found is not None and found[0] == fp:
-        return found[1]
-    doc = make()
-    write(ctx.engine, WORKSPACE, key, doc, fp)
+        found = read_stored(conn, WORKSPACE, key)
+    if found is not None and found.fingerprint == fp:
+        fr.note(fr.FigureState(key, _now(), stale=False, updating=False))
+        return found.doc
+    bound = ctx.settings.dashboard_refresh_seconds
+    if found is not None and fr.on_page() and bound:
+        updating = fr.start(
+            ctx.engine, key, bound, lambda: _make_and_store(ctx, key, tables, make, extra)
+        )
+        fr.note(fr.FigureState(key, found.created_at, stale=True, updating=updating))
+        return found.doc
+    # Computed here: hold the lease meanwhile (when free) so that no
+    # process starts the same work in the background.
+    holder = fr.holder()
+    leased, _ = fr.acquire(ctx.engine, key, holder, None)
+    try:
+        started = _now()
+        doc = make()
+        write(ctx.engine, WORKSPACE, key, doc, fp, created_at=started)
+    finally:
+        if leased:
+            fr.release(ctx.engine, key, holder)
+    fr.note(fr.FigureState(key, started, stale=False, updating=False))
     return json.loads(dumps(doc))
 
 
@@ -198,12 +284,23 @@ def precompute(
     A failing artefact is logged and skipped: its page computes it on first
     view instead, and the run itself is already complete.
     """
-    import time
-
     # Importing them registers the built-in artefacts.
     from kizuna.services import dashboard_figures, insights  # noqa: F401
 
     timings: dict[str, float] = {}
+    # A run stores the current figures, even when started from a dashboard page.
+    with fr.off_page():
+        _precompute_all(ctx, run, progress, data, timings)
+    return timings
+
+
+def _precompute_all(
+    ctx: Context,
+    run: RunInfo,
+    progress: Callable[[str, str], None] | None,
+    data: Any,
+    timings: dict[str, float],
+) -> None:
     for key, fn in PRECOMPUTE.items():
         if progress:
             progress("dashboard", key)
@@ -213,4 +310,3 @@ def precompute(
         except Exception:  # one page's bug must not lose the others' figures
             log.exception("precomputing the dashboard artefact %s failed", key)
         timings[key] = time.perf_counter() - started
-    return timings

@@ -55,3 +55,20 @@ run_artefacts = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("doc", sa.Text, nullable=False),
 )
+
+#: Who recomputes a stale workspace-level figure of ``run_artefacts``, and
+#: when it last did (:mod:`kizuna.services.run_artefacts`). A process takes
+#: the lease with one conditional UPDATE, so however many API processes and
+#: workers notice a stale figure, one recomputes it; ``lease_until`` lets a
+#: crashed recomputer's lease lapse; ``started_at`` bounds recomputes to one
+#: per ``dashboard_refresh_seconds``; ``requested_at`` is a marketer's
+#: "refresh now", which lifts that bound once.
+figure_refresh = sa.Table(
+    "figure_refresh",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("started_at", UTCDateTime),
+    sa.Column("requested_at", UTCDateTime),
+)

@@ -31,6 +31,7 @@ from kizuna.web.auth import (
 from kizuna.web.nav import ROUTERS
 from kizuna.web.render import render
 from kizuna.web.routes import admin, customers, data, overview, session
+from kizuna.web.routes.figures import figures_page
 from kizuna.web.session_scope import DashboardSession
 from kizuna.web.throttle import LoginThrottle
 
@@ -54,9 +55,16 @@ def _import_feature_pages() -> None:
 
 
 def dashboard_router() -> APIRouter:
-    """Every dashboard route; each POST is CSRF-checked by the router's dependency."""
+    """Every dashboard route; each POST is CSRF-checked by the router's dependency.
+
+    Every request is also marked a dashboard page (``figures_page``): stale
+    data-following figures are then served at once and recomputed in the
+    background, and the page says how old they are.
+    """
     _import_feature_pages()
-    router = APIRouter(dependencies=[Depends(csrf_protect)], include_in_schema=False)
+    router = APIRouter(
+        dependencies=[Depends(csrf_protect), Depends(figures_page)], include_in_schema=False
+    )
     for module in (session, overview, customers, data, admin):
         router.include_router(module.router)
     for extra in ROUTERS:

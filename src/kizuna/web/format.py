@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime, format_skeleton
+from babel.dates import format_date, format_datetime, format_skeleton, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from kizuna.domain.money import from_minor
@@ -58,3 +58,10 @@ class Formatter:
         if value is None:
             return "—"
         return format_datetime(value, format="medium", tzinfo=self.tz, locale=self.locale)
+
+    def as_of(self, value: dt.datetime) -> str:
+        """The time of day (``9:05``) of today's instants, date and time of older ones."""
+        local = value.astimezone(self.tz)
+        if local.date() == dt.datetime.now(self.tz).date():
+            return format_time(local, format="short", locale=self.locale)
+        return format_datetime(local, format="short", locale=self.locale)

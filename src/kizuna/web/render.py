@@ -11,6 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from kizuna.services.figure_refresh import page_figures
 from kizuna.web.auth import context_of, csrf_token
 from kizuna.web.format import Formatter
 from kizuna.web.i18n import LANGUAGE_COOKIE, LANGUAGES, Translator, choose_language
@@ -71,6 +72,7 @@ def render(
     """The page ``template`` with the user, language, formatter, nav and CSRF token."""
     t = translator(request)
     user = getattr(request.state, "kizuna_user", None)
+    figures = page_figures()
     page = (
         environment()
         .get_template(template)
@@ -86,6 +88,11 @@ def render(
             current_path=request.url.path,
             current_url=str(request.url.path)
             + (f"?{request.url.query}" if request.url.query else ""),
+            # "as of" of the oldest data-following figure shown, and whether a
+            # newer one is being computed (kizuna.services.run_artefacts).
+            figures_as_of=figures[0].as_of if figures else None,
+            figures_stale=any(f.stale for f in figures),
+            figures_updating=any(f.updating for f in figures),
             **context,
         )
     )
