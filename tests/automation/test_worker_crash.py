@@ -94,8 +94,10 @@ def test_sigkill_mid_batch_then_restart_no_gap_and_no_silent_duplicate(workspace
 def test_two_workers_at_once_never_send_twice(workspace: Context) -> None:
     """On PostgreSQL they claim with SKIP LOCKED; on SQLite they queue for the single writer."""
     seed(workspace)
-    # A slow sink (3.6 s for all messages from one worker) makes the two overlap.
-    with smtp_sink(delay=0.03) as (sink, port):
+    # A slow sink makes the two overlap: one worker alone needs N x 0.12 s over
+    # its smtp_connections (4) = 3.6 s, more than a loaded machine takes to
+    # start the second process (at 0.03 s it finished alone within ~1 s).
+    with smtp_sink(delay=0.12) as (sink, port):
         workers = [start_worker(workspace, port, f"w{i}") for i in range(2)]
         outputs = [w.communicate(timeout=120) for w in workers]
         assert all(w.returncode == 0 for w in workers), outputs
