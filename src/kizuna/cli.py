@@ -505,7 +505,7 @@ def serve(
     ctx.require_current_schema()
     in_process_worker = ctx.settings.is_sqlite if worker is None else worker
     if workers > 1 and ctx.settings.is_sqlite:
-        console.print("note: SQLite serialises writers; extra processes add little")
+        console.print("note: SQLite serialises writers; extra processes serve reads")
     os.environ["KIZUNA_WORKSPACE"] = str(ctx.settings.workspace)
     os.environ["KIZUNA_DATABASE_URL"] = ctx.settings.database_url
     os.environ["KIZUNA_SERVE_DASHBOARD"] = "1" if dashboard else "0"
