@@ -26,7 +26,7 @@ from kizuna.errors import KizunaError
 from kizuna.services.programme import config
 from kizuna.services.programme.members import Opened
 from kizuna.services.programme.orders import RecordOrder, cap_periods, earn_locked
-from kizuna.services.programme.store import account_of_row, json_rows, jsonable
+from kizuna.services.programme.store import ACCOUNT_STATE, account_of_row, json_rows, jsonable
 from kizuna.services.programme.writes import Writes, nextval
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
@@ -49,20 +49,7 @@ _e = pt.ledger_entries.c
 #: The group's members, locked in customer id order (so groups never deadlock
 #: each other); ``FOR UPDATE`` without bumping ``lock_seq``: a member this
 #: group then leaves to the one-call path is locked again there, as alone.
-_ACCOUNT_COLUMNS = (
-    _a.customer_id,
-    _a.pending,
-    _a.available,
-    _a.reserved,
-    _a.debt,
-    _a.tier,
-    _a.tier_since,
-    _a.tier_review_at,
-    _a.member_since,
-    _a.last_activity_at,
-    _a.birthday_year,
-    _a.next_due_at,
-)
+_ACCOUNT_COLUMNS = (_a.customer_id, *ACCOUNT_STATE)
 _known = (
     sa.select(_c.id, _c.external_id)
     .where(_c.external_id == sa.any_(sa.bindparam("exts", type_=postgresql.ARRAY(sa.String))))

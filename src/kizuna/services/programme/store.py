@@ -56,23 +56,25 @@ class Account:
 # per call costs about as much as running it on a local database.
 _CUSTOMER = sa.select(t.customers.c.id).where(t.customers.c.external_id == sa.bindparam("ext"))
 _a = pt.point_accounts.c
+#: What :func:`account_of_row` reads of a locked account (the group write locks with the same).
+ACCOUNT_STATE = (
+    _a.pending,
+    _a.available,
+    _a.reserved,
+    _a.debt,
+    _a.tier,
+    _a.tier_since,
+    _a.tier_review_at,
+    _a.member_since,
+    _a.last_activity_at,
+    _a.birthday_year,
+    _a.next_due_at,
+)
 _LOCK = (
     sa.update(pt.point_accounts)
     .where(_a.customer_id == sa.bindparam("cid"))
     .values(lock_seq=_a.lock_seq + 1)
-    .returning(
-        _a.pending,
-        _a.available,
-        _a.reserved,
-        _a.debt,
-        _a.tier,
-        _a.tier_since,
-        _a.tier_review_at,
-        _a.member_since,
-        _a.last_activity_at,
-        _a.birthday_year,
-        _a.next_due_at,
-    )
+    .returning(*ACCOUNT_STATE)
 )
 
 
