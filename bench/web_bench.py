@@ -238,6 +238,16 @@ def rescore(ws: Path) -> None:
     ctx.dispose()
 
 
+def upgrade(ws: Path) -> None:
+    """Bring a kept workspace to this code's schema (what `kizuna db upgrade` does)."""
+    from kizuna.bootstrap import open_context
+    from kizuna.store import schema
+
+    ctx = open_context(str(ws))
+    schema.upgrade(ctx.engine)
+    ctx.dispose()
+
+
 def api_key(ws: Path) -> str:
     from kizuna.api.auth import create_key
     from kizuna.bootstrap import open_context
@@ -674,6 +684,7 @@ def main() -> None:
             build(ws, args.customers, args.base, args.members, url)
         else:
             log(f"reusing {ws} ({(ws / '.bench_built').read_text().strip()})")
+            upgrade(ws)
             if args.rescore:
                 rescore(ws)
         members = [f"C{i:07d}" for i in range(1, min(args.members, args.base) + 1)]

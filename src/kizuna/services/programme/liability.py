@@ -44,11 +44,15 @@ def liability(uow: UnitOfWork, now: datetime | None = None) -> dict[str, Any]:
     redeemed = -int(used.get("redeem") or 0) - int(used.get("reserve") or 0)
     breakage = Decimal(expired) / Decimal(expired + redeemed) if expired + redeemed else Decimal(0)
     outstanding = bal.pending + bal.available + bal.reserved
+    # Summed per expiry instant in SQL (lots expire at few distinct instants:
+    # period ends, or N months after an earning day), then put in months of
+    # the programme's timezone here: exact, and not a Python loop over every
+    # live lot of a million members on each view of the programme page.
     by_month: dict[str, int] = {}
     for expires_at, remaining in uow.conn.execute(
-        sa.select(lt.expires_at, lt.remaining).where(
-            lt.state.in_(("pending", "available")), lt.remaining > 0
-        )
+        sa.select(lt.expires_at, sa.func.sum(lt.remaining))
+        .where(lt.state.in_(("pending", "available")), lt.remaining > 0)
+        .group_by(lt.expires_at)
     ):
         month = local_date(expires_at, programme.tz).strftime("%Y-%m") if expires_at else "never"
         by_month[month] = by_month.get(month, 0) + int(remaining)
