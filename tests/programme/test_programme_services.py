@@ -176,6 +176,36 @@ def test_liability_and_checks(ws: Context) -> None:
         assert check_all(u) != []
 
 
+def test_liability_by_month_sums_every_live_lot_in_its_tokyo_month(ws: Context) -> None:
+    """Summed per expiry instant in SQL, the months equal a lot-by-lot count in
+    the programme's timezone, across a Tokyo month boundary (UTC's is 9 h later)."""
+    from kizuna.domain.clock import local_date
+    from kizuna.store import programme_tables as pt
+
+    june_end = datetime(2028, 6, 30, 23, 30, tzinfo=TOKYO)  # still June 30 14:30 in UTC
+    july_start = datetime(2028, 7, 1, 0, 30, tzinfo=TOKYO)  # June 30 15:30 in UTC
+    for n, (member, at) in enumerate(
+        [("M00000", june_end), ("M00001", june_end), ("M00002", june_end), ("M00000", july_start)]
+    ):
+        earn(ws, f"L{n}", 1000 * (n + 1), at, member)
+    with uow(ws) as u:
+        report = liability(u, july_start)
+        lt = pt.point_lots.c
+        lots = u.conn.execute(
+            sa.select(lt.expires_at, lt.remaining).where(
+                lt.state.in_(("pending", "available")), lt.remaining > 0
+            )
+        ).all()
+    expected: dict[str, int] = {}
+    for expires_at, remaining in lots:
+        month = local_date(expires_at, TOKYO).strftime("%Y-%m")
+        expected[month] = expected.get(month, 0) + remaining
+    assert len({e for e, _ in lots}) < len(lots)  # lots share an expiry instant
+    assert len(expected) == 2  # the two earning months expire in different months
+    assert {m["month"]: m["points"] for m in report["expiring_by_month"]} == expected
+    assert sum(expected.values()) == report["outstanding_points"]
+
+
 @pytest.mark.parametrize("scope", ["customer", "account"])
 def test_every_third_order_earns_a_voucher_counted_per_member_or_per_company(
     workspace: Context, scope: str
