@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKSPACE ?= demo-workspace
 DEMO_CUSTOMERS ?= 20000
+# make demo ends serving the scored sample here; DEMO_SERVE=0 stops after scoring.
+DEMO_PORT ?= 8000
+DEMO_SERVE ?= 1
 # Test processes (pytest-xdist); each gets its own PostgreSQL database.
 TEST_WORKERS ?= 2
 
@@ -27,7 +30,16 @@ demo: $(STAMP)
 	$(BIN)/kizuna --workspace $(WORKSPACE) summary
 	$(BIN)/kizuna --workspace $(WORKSPACE) score
 	$(BIN)/kizuna --workspace $(WORKSPACE) kpi
-	@echo "next: $(BIN)/kizuna --workspace $(WORKSPACE) user create you --role admin && $(BIN)/kizuna --workspace $(WORKSPACE) serve"
+	@pw=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(12))"); \
+	printf '%s\n' "$$pw" | $(BIN)/kizuna --workspace $(WORKSPACE) user create demo --role admin --password-stdin >/dev/null && \
+	umask 077 && printf 'user: demo\npassword: %s\n' "$$pw" > $(WORKSPACE)/demo-login.txt && \
+	echo "" && \
+	echo "Kizuna demo: http://127.0.0.1:$(DEMO_PORT)/   log in as demo / $$pw   (also in $(WORKSPACE)/demo-login.txt)" && \
+	echo "API docs: http://127.0.0.1:$(DEMO_PORT)/docs   keys: $(BIN)/kizuna --workspace $(WORKSPACE) api-key create --scope pos" && \
+	if [ "$(DEMO_SERVE)" = "1" ]; then \
+	  echo "serving API, dashboard and worker; Ctrl-C stops" && \
+	  exec $(BIN)/kizuna --workspace $(WORKSPACE) serve --port $(DEMO_PORT); \
+	fi
 
 test: $(STAMP)
 	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
