@@ -273,28 +273,22 @@ def rfm(ctx: CtxDep, _: Annotated[ApiKey, allow("read")]) -> JSONResponse:
     summary="The loyalty matrix of the latest run: customers and revenue per class",
 )
 def matrix(ctx: CtxDep, _: Annotated[ApiKey, allow("read")]) -> JSONResponse:
-    from kizuna.analytics.loyalty import CLASSES
+    from kizuna.services.dashboard_figures import matrix_counts
 
     run = _latest(ctx)
-    s = customer_scores
-    with ctx.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(s.c.loyalty, sa.func.count(), sa.func.sum(s.c.total_amount))
-            .where(s.c.run_id == run.id)
-            .group_by(s.c.loyalty)
-        ).all()
-    found = {r[0]: (int(r[1]), int(r[2] or 0)) for r in rows}
+    # The dashboard's figure, stored once per run: the same counts, one row read.
+    found = matrix_counts(ctx, run)
     total = sum(n for n, _ in found.values()) or 1
     revenue = sum(v for _, v in found.values()) or 1
     cells = [
         {
             "loyalty": c,
-            "customers": found.get(c, (0, 0))[0],
-            "revenue": found.get(c, (0, 0))[1],
-            "customer_share": found.get(c, (0, 0))[0] / total,
-            "revenue_share": found.get(c, (0, 0))[1] / revenue,
+            "customers": n,
+            "revenue": v,
+            "customer_share": n / total,
+            "revenue_share": v / revenue,
         }
-        for c in CLASSES
+        for c, (n, v) in found.items()
     ]
     return JSONResponse({"run_id": run.id, "cells": cells})
 
