@@ -361,3 +361,51 @@ def test_concurrent_http_calls_share_groups_and_each_gets_its_answer(ctx: Contex
     with UnitOfWork(ctx.engine, ctx.settings) as uow:
         assert uow.conn.execute(sa.select(sa.func.count()).select_from(t.orders)).scalar() == 40
         assert check_all(uow) == []
+
+
+def test_a_groups_read_probes_each_call_by_index_however_many_orders_a_shop_has(
+    workspace: Context, backend: str
+) -> None:
+    """The group's one read must cost per call, not per order ever recorded.
+
+    PostgreSQL may plan a correlated ``EXISTS`` as a hashed subplan that reads
+    the whole table for every group: with ~16,000 orders that made the read
+    15 times dearer than the write, and it grows with the shop's history.
+    """
+    if backend != "postgresql":
+        pytest.skip("the plan is PostgreSQL's; SQLite groups go one call at a time")
+    from psycopg.types.json import Jsonb
+    from sqlalchemy.dialects import postgresql
+
+    from kizuna.services.programme.group_writes import _group_reads
+
+    add_members(workspace, 300)
+    with workspace.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO ledger_entries (customer_id, at, kind, reason, source) "
+            "SELECT id, now(), 'earn', 'r', 's' FROM customers, generate_series(1, 100)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO orders (external_id, customer_id, ordered_at, total_amount) "
+            "SELECT 'O' || n, (SELECT min(id) FROM customers), now(), 100 "
+            "FROM generate_series(1, 30000) n"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO idempotency_keys (key, request_hash, status_code, response, created_at) "
+            "SELECT 'K' || n, 'h', 201, '{}', now() FROM generate_series(1, 30000) n"
+        )
+        conn.exec_driver_sql("ANALYZE orders; ANALYZE idempotency_keys; ANALYZE ledger_entries")
+    reads = [
+        {"i": i, "cid": 1, "ik": f"new-{i}", "ext": f"new-{i}", "start": T0, "end": T0}
+        for i in range(16)
+    ]
+    for first, basis in itertools.product((True, False), ("points", "spend", "orders")):
+        compiled = _group_reads(first, basis).compile(dialect=postgresql.dialect())
+        params = {**compiled.params, "r_rows": Jsonb(json.loads(json.dumps(reads, default=str)))}
+        with workspace.engine.connect() as conn:
+            plan = "\n".join(
+                row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params)
+            )
+        for table in ("orders", "idempotency_keys", "ledger_entries"):
+            assert f"Seq Scan on {table}" not in plan, plan
+        assert "hashed" not in plan, plan
