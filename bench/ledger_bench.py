@@ -17,11 +17,19 @@ lines/s.
 The load generator is ``wrk`` (C, with a Lua script giving every request a
 new order, Idempotency-Key and random member) when installed, else the
 Python one (``--python-loadgen`` forces it); the first line says which.
+Both keep a fixed number of connections busy (a closed loop: calls/s =
+connections / latency). On PostgreSQL the run also sends calls open-loop at
+a fixed ``--rate`` (default: the goal, 1,000/s), as independent tills do,
+timing each call from its scheduled start.
 The server's group commit of earn calls (``earn_group_commit``, on by
 default for PostgreSQL) is printed on every HTTP line: run once with
 ``KIZUNA_EARN_GROUP_COMMIT=off`` to compare. Members are enrolled before the
 run (a till's steady state); ``--first-calls`` leaves them without a points
 account, as rounds 1-3 did (a member's first call also enrols).
+``--history N`` records N past orders, with their ledger entries and
+Idempotency-Keys, before the run: a shop with a past, where every lookup an
+earn makes runs against big tables (an empty database hides a read that
+grows with the table).
 
 PostgreSQL runs when ``KIZUNA_BENCH_POSTGRES_URL`` or ``KIZUNA_TEST_POSTGRES_URL``
 is set (the database is wiped).
@@ -67,6 +75,51 @@ from kizuna.bootstrap import Context  # noqa: E402
 from kizuna.services.uow import UnitOfWork  # noqa: E402
 from kizuna.services.workspace import init_workspace  # noqa: E402
 from kizuna.store import tables as t  # noqa: E402
+
+
+#: ``--history``: orders a shop recorded before the run, each with its ledger
+#: entry and Idempotency-Key, spread over the members (a recursive CTE, so the
+#: same SQL runs on PostgreSQL and SQLite). Only the qualifying columns are
+#: set, so no balance moves; what grows is what every call looks up.
+HISTORY_SQL = (
+    "INSERT INTO {table} ({columns}) "
+    "WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {count}) "
+    "SELECT {values} FROM s"
+)
+HISTORY = {
+    "orders": (
+        "external_id, customer_id, ordered_at, status, total_amount, discount_amount",
+        "'H' || n, {first} + n - n / {members} * {members}, {at}, 'completed', 1000, 0",
+    ),
+    "ledger_entries": (
+        "customer_id, at, kind, lot_delta, pending, available, reserved, debt, "
+        "qualifying_points, qualifying_spend, reason, source",
+        "{first} + n - n / {members} * {members}, {at}, 'earn', 0, 0, 0, 0, 0, 10, 1000, 'history', 'H' || n",
+    ),
+    "idempotency_keys": (
+        "key, request_hash, status_code, response, created_at",
+        "'H' || n, 'h', 201, '{{}}', {at}",
+    ),
+}
+
+
+def add_history(ctx: Context, count: int, members: int) -> None:
+    """``count`` orders recorded before the run (see :data:`HISTORY_SQL`), then ANALYZE."""
+    if count <= 0:
+        return
+    with ctx.engine.begin() as conn:
+        first = conn.execute(sa.select(sa.func.min(t.customers.c.id))).scalar_one()
+        at = "'2025-06-01 00:00:00+00:00'"
+        for table, (columns, values) in HISTORY.items():
+            conn.exec_driver_sql(
+                HISTORY_SQL.format(
+                    table=table,
+                    columns=columns,
+                    count=count,
+                    values=values.format(first=first, members=members, at=at),
+                )
+            )
+        conn.exec_driver_sql("ANALYZE")
 
 
 def setup(
@@ -299,6 +352,64 @@ async def load(
         "per_s": n / elapsed,
         "p50_ms": latencies[n // 2] * 1000 if n else 0,
         "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000 if n else 0,
+    }
+
+
+async def open_load(
+    port: int, key: str, members: int, seconds: float, rate: float, connections: int
+) -> dict[str, float]:
+    """Open-loop load: calls start on a fixed schedule of ``rate`` per second, answered or not.
+
+    Tills do not wait for each other, so this is the load a shop really sends;
+    each call's latency runs from its *scheduled* start, so a call that had to
+    wait for a free connection (the server falling behind) counts that wait
+    too (no coordinated omission, as wrk2 measures). ``connections`` is the
+    pool the calls share; ``late`` counts calls that found none free.
+    """
+    host = f"127.0.0.1:{port}"
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    latencies: list[float] = []
+    errors = late = 0
+    loop = asyncio.get_running_loop()
+
+    async def call(n: int, due: float) -> None:
+        nonlocal errors, late
+        if idle.empty():
+            late += 1
+        reader, writer = await idle.get()
+        try:
+            status = await _request(reader, writer, _earn_request(host, key, members, f"open-{n}"))
+        finally:
+            idle.put_nowait((reader, writer))
+        latencies.append(loop.time() - due)
+        if status != 201:
+            errors += 1
+
+    total = max(1, round(rate * seconds))
+    began = loop.time()
+    tasks = []
+    for n in range(total):
+        due = began + n / rate
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
+        tasks.append(asyncio.create_task(call(n, due)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - began
+    while not idle.empty():
+        idle.get_nowait()[1].close()
+    latencies.sort()
+    n = len(latencies)
+    return {
+        "calls": n,
+        "errors": errors,
+        "late": late,
+        "per_s": n / elapsed,
+        "p50_ms": latencies[n // 2] * 1000,
+        "p99_ms": latencies[min(n - 1, int(n * 0.99))] * 1000,
+        "p999_ms": latencies[min(n - 1, int(n * 0.999))] * 1000,
+        "max_ms": latencies[-1] * 1000,
     }
 
 
@@ -590,7 +701,7 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="tiny run for CI")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--members", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers for PostgreSQL")
     parser.add_argument("--batch-orders", type=int, default=20_000)
     parser.add_argument("--batch-lines", type=int, default=5)
@@ -607,6 +718,19 @@ def main() -> None:
         help="use the Python load generator even when wrk is installed",
     )
     parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="also send earn calls open-loop at this many per second "
+        f"(default {EARN_GOAL:,} on PostgreSQL, none on SQLite; 0: none)",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        help="orders (with ledger entries and keys) recorded before the run: a shop with a past",
+    )
+    parser.add_argument(
         "--first-calls",
         action="store_true",
         help="leave members without a points account, so many calls enrol (rounds 1-3 did)",
@@ -614,7 +738,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.seconds, args.members, args.concurrency, args.batch_orders = 1.0, 50, 4, 200
-        args.in_process = 50
+        args.in_process, args.history = 50, min(args.history, 500) or 500
     if not args.access_log:
         os.environ.setdefault("KIZUNA_LOG_LEVEL", "WARNING")
     pg = os.environ.get("KIZUNA_BENCH_POSTGRES_URL") or os.environ.get("KIZUNA_TEST_POSTGRES_URL")
@@ -633,6 +757,13 @@ def main() -> None:
     for name, url, workers in backends:
         with tempfile.TemporaryDirectory() as tmp:
             ctx, key, admin_key = setup(Path(tmp) / "ws", url, args.members, not args.first_calls)
+            began = time.perf_counter()
+            add_history(ctx, args.history, args.members)
+            if args.history:
+                print(
+                    f"{name:10s} history: {args.history:,} orders with their ledger entries and "
+                    f"keys recorded before the run ({time.perf_counter() - began:.1f} s)"
+                )
             ip = in_process(ctx, args.members, args.in_process)
             print(
                 f"{name:10s} earn in-process, sequential: {ip['ms_wall']:.2f} ms/call wall, "
@@ -667,6 +798,33 @@ def main() -> None:
                     f"= {r['cpu_ms']:.2f} ms -> at most {r['ceiling_per_s']:,.0f} calls/s "
                     f"on {os.cpu_count()} idle cores"
                 )
+                rate = args.rate if args.rate is not None else (EARN_GOAL if url else 0)
+                if args.smoke and rate:
+                    rate = 20
+                o = None
+                if rate:
+                    spent = time.process_time()
+                    o = asyncio.run(
+                        open_load(
+                            server.port,
+                            key,
+                            args.members,
+                            args.seconds,
+                            rate,
+                            max(8, args.concurrency * 2),
+                        )
+                    )
+                    spent = time.process_time() - spent
+                    print(
+                        f"{name:10s} earn open-loop at a fixed {rate:,.0f} calls/s (latency from "
+                        f"each call's scheduled start; load generator Python, "
+                        f"{spent / max(o['calls'], 1) * 1000:.2f} ms CPU per call; "
+                        f"load average {load_average()}): {o['per_s']:,.0f} calls/s answered  "
+                        f"p50 {o['p50_ms']:.1f} ms  p99 {o['p99_ms']:.1f} ms  "
+                        f"p99.9 {o['p999_ms']:.1f} ms  max {o['max_ms']:.1f} ms  "
+                        f"({o['calls']:,} calls, {o['errors']} errors, "
+                        f"{o['late']} waited for a connection)"
+                    )
                 h = asyncio.run(
                     load(server.port, key, args.members, warm * 2, args.concurrency, "hz", True)
                 )
@@ -681,8 +839,9 @@ def main() -> None:
                     f"{b['lines_per_s']:,.0f} lines/s (goal {BATCH_GOAL:,}: "
                     f"{b['lines_per_s'] / BATCH_GOAL:.2f}x; load average {load_average()})"
                 )
-                if r["errors"] or h["errors"]:
-                    raise SystemExit(f"{r['errors'] + h['errors']} calls failed")
+                failed = r["errors"] + h["errors"] + (o["errors"] if o else 0)
+                if failed:
+                    raise SystemExit(f"{failed} calls failed")
             finally:
                 server.stop()
                 ctx.dispose()
@@ -690,6 +849,11 @@ def main() -> None:
             print(
                 f"{name:10s} earn goal: {r['per_s']:,.0f} / {EARN_GOAL:,} calls/s = "
                 f"{r['per_s'] / EARN_GOAL:.2f}x, p99 {r['p99_ms']:.0f} ms (goal < {EARN_P99_GOAL_MS} ms)"
+                + (
+                    f"; open loop at {rate:,.0f}/s: p99 {o['p99_ms']:.0f} ms"
+                    if o is not None
+                    else ""
+                )
             )
             ref = pgbench(url, 2 if args.smoke else int(args.seconds), args.concurrency)
             if ref:

@@ -409,3 +409,5 @@ def test_a_groups_read_probes_each_call_by_index_however_many_orders_a_shop_has(
         for table in ("orders", "idempotency_keys", "ledger_entries"):
             assert f"Seq Scan on {table}" not in plan, plan
         assert "hashed" not in plan, plan
+        # The tier window by date: a member's entries outside it are not visited.
+        assert "ix_ledger_entries_customer_id_at" in plan, plan
