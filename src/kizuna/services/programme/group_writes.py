@@ -10,6 +10,7 @@ the one-call code, which the group runs after it in the same transaction.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -85,8 +86,13 @@ def _found(select: Any) -> Any:
     return select.limit(1).scalar_subquery().is_not(None)
 
 
+@functools.cache
 def _group_reads(first: bool, basis: str) -> Any:
-    """What :func:`orders._reads` reads for one call, for every call of the group at once."""
+    """What :func:`orders._reads` reads for one call, for every call of the group at once.
+
+    Built once per shape: building and cache-keying this statement anew cost
+    ~1 ms of CPU per group, as much as recording one order.
+    """
     r = json_rows(
         [
             ("i", sa.Integer()),
