@@ -159,6 +159,10 @@ def setup(
                     ),
                 )
             )
+    with ctx.engine.begin() as conn:
+        # As after `kizuna import` (which analyzes what it loaded): the planner
+        # knows the members are thousands, not the empty table it last saw.
+        conn.exec_driver_sql("ANALYZE")
     with UnitOfWork(ctx.engine, ctx.settings) as uow:
         # The till's key (POS scope: not rate-limited by default) earns; the
         # back office's admin key sends the batch.

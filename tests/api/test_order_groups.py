@@ -377,7 +377,7 @@ def test_a_groups_read_probes_each_call_by_index_however_many_orders_a_shop_has(
     from psycopg.types.json import Jsonb
     from sqlalchemy.dialects import postgresql
 
-    from kizuna.services.programme.group_writes import _group_reads
+    from kizuna.services.programme.group_writes import _build_writes, _group_reads
 
     add_members(workspace, 300)
     with workspace.engine.begin() as conn:
@@ -411,3 +411,30 @@ def test_a_groups_read_probes_each_call_by_index_however_many_orders_a_shop_has(
         assert "hashed" not in plan, plan
         # The tier window by date: a member's entries outside it are not visited.
         assert "ix_ledger_entries_customer_id_at" in plan, plan
+
+    # The group's write updates its accounts by key, not by reading them all.
+    with workspace.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO customers (external_id, signup_at) "
+            "SELECT 'X' || n, now() FROM generate_series(1, 10000) n"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO point_accounts (customer_id, member_since, next_due_at) "
+            "SELECT id, now(), now() FROM customers"
+        )
+        conn.exec_driver_sql("ANALYZE point_accounts")
+        ids = [row[0] for row in conn.exec_driver_sql("SELECT id FROM customers LIMIT 16")]
+    columns = ("external_id", "customer_id", "ordered_at", "total_amount")
+    compiled = _build_writes((("orders", columns, ()),)).compile(dialect=postgresql.dialect())
+    account = dict.fromkeys(("pending", "available", "reserved", "debt"), 0)
+    account |= dict.fromkeys(("next_due_at", "last_activity_at", "tier_since"), T0.isoformat())
+    account |= {"tier": "member", "tier_review_at": None}
+    params = {
+        **compiled.params,
+        "r0_rows": Jsonb([]),
+        "d_rows": Jsonb([{"customer_id": i, **account} for i in ids]),
+        "d_ids": ids,
+    }
+    with workspace.engine.connect() as conn:
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
+    assert "Seq Scan on point_accounts" not in plan, plan
