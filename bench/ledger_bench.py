@@ -77,7 +77,6 @@ from kizuna.services.uow import UnitOfWork  # noqa: E402
 from kizuna.services.workspace import init_workspace  # noqa: E402
 from kizuna.store import tables as t  # noqa: E402
 
-
 #: ``--history``: orders a shop recorded before the run, each with its ledger
 #: entry and Idempotency-Key, spread over the members (a recursive CTE, so the
 #: same SQL runs on PostgreSQL and SQLite). Only the qualifying columns are

@@ -403,9 +403,7 @@ def test_a_groups_read_probes_each_call_by_index_however_many_orders_a_shop_has(
         compiled = _group_reads(first, basis).compile(dialect=postgresql.dialect())
         params = {**compiled.params, "r_rows": Jsonb(json.loads(json.dumps(reads, default=str)))}
         with workspace.engine.connect() as conn:
-            plan = "\n".join(
-                row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params)
-            )
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql(f"EXPLAIN {compiled}", params))
         for table in ("orders", "idempotency_keys", "ledger_entries"):
             assert f"Seq Scan on {table}" not in plan, plan
         assert "hashed" not in plan, plan

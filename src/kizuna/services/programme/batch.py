@@ -38,7 +38,6 @@ from kizuna.services.programme.store import (
     NEVER_DUE,
     insert_many,
     json_rows,
-    jsonable,
     save_book,
 )
 from kizuna.services.uow import UnitOfWork
@@ -382,7 +381,7 @@ def _update_accounts(
     if uow.dialect == "postgresql":
         d = json_rows(columns, name="d")
         stmt = sa.update(pt.point_accounts).where(a.customer_id == d.c.customer_id)
-        uow.conn.execute(stmt.values(values(d.c)), {"d_rows": jsonable(rows)})
+        uow.conn.execute(stmt.values(values(d.c)), {"d_rows": rows})
         return
     params = {c: sa.bindparam(f"v_{c}", type_=type_) for c, type_ in columns}
     stmt = sa.update(pt.point_accounts).where(a.customer_id == params["customer_id"])

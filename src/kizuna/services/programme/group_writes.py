@@ -27,7 +27,7 @@ from kizuna.errors import KizunaError
 from kizuna.services.programme import config
 from kizuna.services.programme.members import Opened
 from kizuna.services.programme.orders import RecordOrder, cap_periods, earn_locked
-from kizuna.services.programme.store import ACCOUNT_STATE, account_of_row, json_rows, jsonable
+from kizuna.services.programme.store import ACCOUNT_STATE, account_of_row, json_rows
 from kizuna.services.programme.writes import Writes, nextval
 from kizuna.services.uow import UnitOfWork
 from kizuna.store import programme_tables as pt
@@ -189,10 +189,8 @@ class GroupWrites(Writes):
             stmt = _build_writes(shape)
             with _statements_lock:
                 _statements[shape] = stmt
-        params = {f"r{n}_rows": jsonable(rows) for n, rows in enumerate(buckets.values())}
-        params["d_rows"] = jsonable(
-            [{"customer_id": cid, **values} for cid, values in self.accounts.items()]
-        )
+        params: dict[str, Any] = {f"r{n}_rows": rows for n, rows in enumerate(buckets.values())}
+        params["d_rows"] = [{"customer_id": cid, **values} for cid, values in self.accounts.items()]
         params["d_ids"] = list(self.accounts)
         self.accounts = {}
         self.uow.conn.execute(stmt, params)
@@ -336,9 +334,7 @@ def write_set_based(
         return [i for i in order if i not in set(unknown)]
     got = {
         r.i: r
-        for r in uow.conn.execute(
-            _group_reads(first, programme.tier_basis), {"r_rows": jsonable(reads)}
-        )
+        for r in uow.conn.execute(_group_reads(first, programme.tier_basis), {"r_rows": reads})
     }
     writes = GroupWrites(uow, {m.account.customer_id: m.account for m, _ in opened.values()})
     for want in reads:

@@ -10,6 +10,7 @@ therefore wait their turn instead of failing.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -104,25 +105,40 @@ def insert_rows(uow: UnitOfWork, table: sa.Table, rows: list[dict[str, Any]]) ->
         uow.conn.execute(sa.insert(table), rows)
 
 
+def _instant(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+class JsonRows(sa.types.TypeDecorator[Any]):
+    """A list of rows as one JSON text: instants as ISO 8601 with their offset.
+
+    Serialised in one ``json.dumps`` call (C encoder, a hook only for
+    instants) instead of copying every row to convert its instants first:
+    the copy was the largest single cost of recording a group of earn calls.
+    """
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str:
+        return json.dumps(value, default=_instant, separators=(",", ":"))
+
+
 def json_rows(columns: Sequence[tuple[str, Any]], name: str = "r") -> Any:
     """``jsonb_to_recordset(:<name>_rows) AS <name>(col type, ..)``: a whole list
-    of rows as one parameter (PostgreSQL).
+    of rows (dicts) as one parameter (PostgreSQL).
 
     One statement for thousands of rows, planned once, where a list of
     parameter sets runs a statement per row on the server.
     """
+    rows = sa.cast(sa.bindparam(f"{name}_rows", type_=JsonRows), postgresql.JSONB)
     return (
-        sa.func.jsonb_to_recordset(sa.bindparam(f"{name}_rows", type_=postgresql.JSONB))
+        sa.func.jsonb_to_recordset(rows)
         .table_valued(*(sa.column(c, type_) for c, type_ in columns))
         .render_derived(name=name, with_types=True)
     )
-
-
-def jsonable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows for :func:`json_rows`: instants as ISO 8601 with their offset."""
-    return [
-        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()} for row in rows
-    ]
 
 
 def insert_many(
@@ -145,7 +161,7 @@ def insert_many(
         columns = list(rows[0])
         src = json_rows([(c, table.c[c].type) for c in columns])
         stmt = insert(table).from_select(columns, sa.select(*(src.c[c] for c in columns)))
-        params: Any = {"r_rows": jsonable(rows)}
+        params: Any = {"r_rows": rows}
     else:
         stmt, params = insert(table), list(rows)
     if conflict is not None:
