@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
 from kizuna.api.auth import ApiKey
-from kizuna.api.deps import CtxDep, IdemDep, allow, caller, context, read_now, run
+from kizuna.api.deps import CtxDep, IdemDep, allow, caller, context, invalid, read_now, run
 from kizuna.bootstrap import Context
 from kizuna.services.programme import actions, members, redemptions
 
@@ -89,10 +88,7 @@ async def served_summary(request: Request) -> JSONResponse:
         try:
             days = _expiring_days.validate_python(raw)
         except PydanticValidationError as exc:
-            errors = [
-                {**e, "loc": ("query", "expiring_days")} for e in exc.errors(include_url=False)
-            ]
-            raise RequestValidationError(errors) from None
+            raise invalid(exc, "query", "expiring_days") from None
     return await _summary_answer(context(request), request.path_params["member_id"], days)
 
 

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticValidationError
 from starlette.concurrency import run_in_threadpool
 
-from kizuna.api.deps import SQLITE_WRITER, CtxDep, IdemDep, allow, caller, context, run
+from kizuna.api.deps import SQLITE_WRITER, CtxDep, IdemDep, allow, caller, context, invalid, run
 from kizuna.bootstrap import Context
 from kizuna.services.programme import batch, group_commit, orders, refunds
 from kizuna.services.programme.idempotency import Idem, make_idem
@@ -164,12 +164,6 @@ def _is_json(content_type: str) -> bool:
 _NO_BODY: Any = object()
 
 
-def _invalid_body(exc: PydanticValidationError, body: Any) -> RequestValidationError:
-    """FastAPI's 422 for a body its model refused: every error under ``("body", ...)``."""
-    errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-    return RequestValidationError(errors, body=body)
-
-
 async def _read_order(request: Request) -> tuple[bytes, OrderIn | None, Any]:
     """The body's bytes and, before the key is checked, what FastAPI decides then.
 
@@ -248,7 +242,7 @@ async def served_record_order(request: Request) -> JSONResponse:
         try:
             order = OrderIn.model_validate(value, from_attributes=True)
         except PydanticValidationError as exc:
-            raise _invalid_body(exc, value) from None
+            raise invalid(exc, "body", body=value) from None
     return await _record(order, idem, context(request))
 
 

@@ -201,9 +201,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _fingerprint(ctx: Context, tables: tuple[str, ...], extra: str) -> str:
-    with ctx.engine.connect() as conn:
-        return fingerprint(conn, tables) + (f";{extra}" if extra else "")
+def _fingerprint(conn: sa.Connection, tables: tuple[str, ...], extra: str) -> str:
+    """The data's fingerprint with ``extra`` (see :func:`for_data`) joined to it."""
+    return fingerprint(conn, tables) + (f";{extra}" if extra else "")
 
 
 def _make_and_store(
@@ -211,7 +211,8 @@ def _make_and_store(
 ) -> Any:
     """Read the fingerprint, make the figure, store both with the time of the read."""
     started = _now()
-    fp = _fingerprint(ctx, tables, extra)
+    with ctx.engine.connect() as conn:
+        fp = _fingerprint(conn, tables, extra)
     doc = make()
     write(ctx.engine, WORKSPACE, key, doc, fp, created_at=started)
     return doc
@@ -232,7 +233,7 @@ def for_data(
     recomputed here, as the CLI and a scoring run need the current one.
     """
     with ctx.engine.connect() as conn:
-        fp = fingerprint(conn, tables) + (f";{extra}" if extra else "")
+        fp = _fingerprint(conn, tables, extra)
         found = read_stored(conn, WORKSPACE, key)
     if found is not None and found.fingerprint == fp:
         fr.note(fr.FigureState(key, _now(), stale=False, updating=False))
