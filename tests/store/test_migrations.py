@@ -32,3 +32,17 @@ def test_upgrade_is_idempotent(workspace: Context) -> None:
     before = schema.current_revision(workspace.engine)
     schema.upgrade(workspace.engine)
     assert schema.current_revision(workspace.engine) == before == schema.head_revision()
+
+
+def test_the_ledger_window_index_built_beforehand_is_left_as_it_is(workspace: Context) -> None:
+    """A large deployment builds 0022's index itself (``CREATE INDEX CONCURRENTLY``
+    on PostgreSQL, so the ledger keeps taking writes); the upgrade then goes through."""
+    schema.downgrade(workspace.engine, "0021")
+    with workspace.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_ledger_entries_customer_id_at ON ledger_entries (customer_id, at)"
+        )
+    schema.upgrade(workspace.engine)
+    assert schema.current_revision(workspace.engine) == schema.head_revision()
+    indexes = sa.inspect(workspace.engine).get_indexes("ledger_entries")
+    assert "ix_ledger_entries_customer_id_at" in {i["name"] for i in indexes}

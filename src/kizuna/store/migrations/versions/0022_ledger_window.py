@@ -10,6 +10,11 @@ orders cost 100 heap reads per call, most of them outside the window
 (measured: the group read's share of an earn doubled at 1M past orders).
 ``(customer_id, at)`` reads only the window; on PostgreSQL the summed columns
 are included so the scan can be index-only.
+
+Building it takes the ledger's write lock for as long as the build runs
+(``docs/deployment.md``, "Upgrading between versions"); a large deployment
+can build it beforehand with ``CREATE INDEX CONCURRENTLY`` under the same
+name, and this migration then leaves it as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ def upgrade() -> None:
         ["customer_id", "at"],
         unique=False,
         postgresql_include=["kind", "qualifying_points", "qualifying_spend"],
+        if_not_exists=True,
     )
 
 
