@@ -377,11 +377,13 @@ async def open_load(
     latencies: list[float] = []
     lags: list[float] = []  # how late the generator itself started each call
     errors = late = 0
-    loop = asyncio.get_running_loop()
+    # Not loop.time(): uvloop's is libuv's clock, in whole ms and cached per
+    # loop iteration, which would round every latency.
+    clock = time.perf_counter
 
     async def call(n: int, due: float) -> None:
         nonlocal errors, late
-        lags.append(loop.time() - due)
+        lags.append(clock() - due)
         if idle.empty():
             late += 1
         reader, writer = await idle.get()
@@ -389,7 +391,7 @@ async def open_load(
             status = await _request(reader, writer, requests[n])
         finally:
             idle.put_nowait((reader, writer))
-        latencies.append(loop.time() - due)
+        latencies.append(clock() - due)
         if status != 201:
             errors += 1
 
@@ -401,20 +403,20 @@ async def open_load(
     # process (tens of ms) would count as the server's latency.
     gc.collect()
     gc.disable()
-    began = loop.time()
+    began = clock()
     pending: set[asyncio.Task[None]] = set()
     try:
         for n in range(total):
             due = began + n / rate
-            if due > loop.time():
-                await asyncio.sleep(due - loop.time())
+            if due > clock():
+                await asyncio.sleep(due - clock())
             task = asyncio.create_task(call(n, due))
             pending.add(task)
             task.add_done_callback(pending.discard)
         await asyncio.gather(*pending)
     finally:
         gc.enable()
-    elapsed = loop.time() - began
+    elapsed = clock() - began
     while not idle.empty():
         idle.get_nowait()[1].close()
     latencies.sort()
