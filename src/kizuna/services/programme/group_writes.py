@@ -11,7 +11,6 @@ the one-call code, which the group runs after it in the same transaction.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -147,8 +146,6 @@ _ACCOUNT_SET = (
     "tier_since",
     "tier_review_at",
 )
-_statements: dict[tuple[Any, ...], Any] = {}
-_statements_lock = threading.Lock()
 
 
 class GroupWrites(Writes):
@@ -182,13 +179,7 @@ class GroupWrites(Writes):
         for table, rows, conflict in self.inserts:
             buckets.setdefault((table.name, tuple(rows[0]), conflict), []).extend(rows)
         self.inserts = []
-        shape = tuple(buckets)
-        with _statements_lock:
-            stmt = _statements.get(shape)
-        if stmt is None:
-            stmt = _build_writes(shape)
-            with _statements_lock:
-                _statements[shape] = stmt
+        stmt = _build_writes(tuple(buckets))
         params: dict[str, Any] = {f"r{n}_rows": rows for n, rows in enumerate(buckets.values())}
         params["d_rows"] = [{"customer_id": cid, **values} for cid, values in self.accounts.items()]
         params["d_ids"] = list(self.accounts)
@@ -196,7 +187,9 @@ class GroupWrites(Writes):
         self.uow.conn.execute(stmt, params)
 
 
+@functools.cache
 def _build_writes(shape: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...]) -> Any:
+    """The group's one write statement for this shape of rows, built once per shape."""
     ctes = []
     for n, (name, cols, conflict) in enumerate(shape):
         table = t.metadata.tables[name]
